@@ -1,0 +1,113 @@
+//! The store's key layout. Every ECS resource key begins with the tenancy
+//! (`/ecs/ACCOUNT/REGION/`), so one account's range scans can never reach
+//! another's rows, whatever the handler does.
+//!
+//! Task-definition revisions sort by family and then by revision: the family
+//! is followed by `!`, which sorts below every character a family may
+//! contain, and the revision is zero-padded. ListTaskDefinitions can then
+//! page in key order and still return ECS's order.
+
+use crate::arn::Scope;
+
+pub fn tenancy(scope: &Scope) -> String {
+    format!("/ecs/{}/{}/", scope.account, scope.region)
+}
+
+pub fn clusters_prefix(scope: &Scope) -> String {
+    format!("{}cluster/", tenancy(scope))
+}
+
+pub fn cluster(scope: &Scope, name: &str) -> String {
+    format!("{}{}", clusters_prefix(scope), name)
+}
+
+pub fn task_definitions_prefix(scope: &Scope) -> String {
+    format!("{}taskdef/", tenancy(scope))
+}
+
+pub fn task_definition_family_prefix(scope: &Scope, family: &str) -> String {
+    format!("{}{}!", task_definitions_prefix(scope), family)
+}
+
+pub fn task_definition(scope: &Scope, family: &str, revision: i32) -> String {
+    format!(
+        "{}{:010}",
+        task_definition_family_prefix(scope, family),
+        revision
+    )
+}
+
+pub fn families_prefix(scope: &Scope) -> String {
+    format!("{}family/", tenancy(scope))
+}
+
+pub fn family(scope: &Scope, family: &str) -> String {
+    format!("{}{}", families_prefix(scope), family)
+}
+
+pub fn account_settings_prefix(scope: &Scope) -> String {
+    format!("{}setting/", tenancy(scope))
+}
+
+/// Settings are keyed by principal then name; the account default uses the
+/// principal `default`, which no IAM ARN can collide with.
+pub fn account_setting(scope: &Scope, principal: &str, name: &str) -> String {
+    format!("{}{}/{}", account_settings_prefix(scope), principal, name)
+}
+
+/// Per-cluster children (later issues fill these): container instances,
+/// tasks and services. Cluster statistics and deletion checks count them.
+pub fn cluster_children_prefix(scope: &Scope, cluster: &str, kind: &str) -> String {
+    format!("{}{}/{}/", tenancy(scope), kind, cluster)
+}
+
+pub const KIND_INSTANCE: &str = "instance";
+pub const KIND_TASK: &str = "task";
+pub const KIND_SERVICE: &str = "service";
+
+/// Access keys are global: the key decides the account.
+pub fn access_keys_prefix() -> &'static str {
+    "/iam/key/"
+}
+
+pub fn access_key(access_key_id: &str) -> String {
+    format!("{}{}", access_keys_prefix(), access_key_id)
+}
+
+/// The last segment of a key, i.e. the resource name below a prefix.
+pub fn suffix<'a>(key: &'a str, prefix: &str) -> &'a str {
+    key.strip_prefix(prefix).unwrap_or(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revisions_sort_by_family_then_number() {
+        let s = Scope::new("1", "r");
+        let mut keys = vec![
+            task_definition(&s, "web-api", 1),
+            task_definition(&s, "web", 10),
+            task_definition(&s, "web", 9),
+            task_definition(&s, "web_x", 1),
+        ];
+        keys.sort();
+        assert_eq!(
+            keys,
+            vec![
+                task_definition(&s, "web", 9),
+                task_definition(&s, "web", 10),
+                task_definition(&s, "web-api", 1),
+                task_definition(&s, "web_x", 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn tenancy_separates_accounts_and_regions() {
+        let a = Scope::new("111111111111", "us-east-1");
+        let b = Scope::new("111111111111", "eu-west-1");
+        assert!(!cluster(&a, "x").starts_with(&clusters_prefix(&b)));
+    }
+}
