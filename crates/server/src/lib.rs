@@ -1,1 +1,15 @@
-//! placeholder
+//! The HTTP edge of the control plane: AWS JSON 1.1 framing, SigV4
+//! authentication, and the ECS operation handlers. This is the only crate
+//! that knows HTTP.
+
+pub mod admin;
+pub mod config;
+pub mod db;
+pub mod ecs;
+pub mod error;
+pub mod http;
+pub mod identity;
+pub mod state;
+
+pub use config::ServerConfig;
+pub use http::{serve, Server};

@@ -1,0 +1,101 @@
+//! ECS operations. Each handler takes the request context and the typed
+//! input and returns the typed output; `dispatch` is the only place that
+//! sees bytes.
+
+mod account_settings;
+mod clusters;
+mod tags;
+mod task_definitions;
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::Cx;
+use serde::{de::DeserializeOwned, Serialize};
+use std::future::Future;
+use stevedore_api::ecs::Operation;
+use stevedore_api::Validate;
+
+pub use clusters::ClusterCounts;
+
+/// Operations this build serves. Everything else in the model answers
+/// UnsupportedFeatureException, never a fake success.
+pub const IMPLEMENTED: &[Operation] = &[
+    Operation::CreateCluster,
+    Operation::DescribeClusters,
+    Operation::ListClusters,
+    Operation::DeleteCluster,
+    Operation::UpdateCluster,
+    Operation::UpdateClusterSettings,
+    Operation::PutClusterCapacityProviders,
+    Operation::RegisterTaskDefinition,
+    Operation::DescribeTaskDefinition,
+    Operation::ListTaskDefinitions,
+    Operation::ListTaskDefinitionFamilies,
+    Operation::DeregisterTaskDefinition,
+    Operation::DeleteTaskDefinitions,
+    Operation::TagResource,
+    Operation::UntagResource,
+    Operation::ListTagsForResource,
+    Operation::PutAccountSetting,
+    Operation::PutAccountSettingDefault,
+    Operation::ListAccountSettings,
+    Operation::DeleteAccountSetting,
+];
+
+pub async fn dispatch(cx: Cx, op: Operation, body: &[u8]) -> ApiResult<Vec<u8>> {
+    use Operation as O;
+    match op {
+        O::CreateCluster => call(cx, body, clusters::create_cluster).await,
+        O::DescribeClusters => call(cx, body, clusters::describe_clusters).await,
+        O::ListClusters => call(cx, body, clusters::list_clusters).await,
+        O::DeleteCluster => call(cx, body, clusters::delete_cluster).await,
+        O::UpdateCluster => call(cx, body, clusters::update_cluster).await,
+        O::UpdateClusterSettings => call(cx, body, clusters::update_cluster_settings).await,
+        O::PutClusterCapacityProviders => {
+            call(cx, body, clusters::put_cluster_capacity_providers).await
+        }
+        O::RegisterTaskDefinition => call(cx, body, task_definitions::register).await,
+        O::DescribeTaskDefinition => call(cx, body, task_definitions::describe).await,
+        O::ListTaskDefinitions => call(cx, body, task_definitions::list).await,
+        O::ListTaskDefinitionFamilies => call(cx, body, task_definitions::list_families).await,
+        O::DeregisterTaskDefinition => call(cx, body, task_definitions::deregister).await,
+        O::DeleteTaskDefinitions => call(cx, body, task_definitions::delete).await,
+        O::TagResource => call(cx, body, tags::tag_resource).await,
+        O::UntagResource => call(cx, body, tags::untag_resource).await,
+        O::ListTagsForResource => call(cx, body, tags::list_tags_for_resource).await,
+        O::PutAccountSetting => call(cx, body, account_settings::put).await,
+        O::PutAccountSettingDefault => call(cx, body, account_settings::put_default).await,
+        O::ListAccountSettings => call(cx, body, account_settings::list).await,
+        O::DeleteAccountSetting => call(cx, body, account_settings::delete).await,
+        other => Err(ApiError::unsupported(format!(
+            "{} is not available in this version of Stevedore yet. See the compatibility table in the README.",
+            other.name()
+        ))),
+    }
+}
+
+/// Parses, validates against the model (required members, enum values,
+/// ranges), runs the handler and serializes its output.
+async fn call<Req, Resp, F, Fut>(cx: Cx, body: &[u8], f: F) -> ApiResult<Vec<u8>>
+where
+    Req: DeserializeOwned + Validate,
+    Resp: Serialize,
+    F: FnOnce(Cx, Req) -> Fut,
+    Fut: Future<Output = ApiResult<Resp>>,
+{
+    // botocore always sends `{}` for an empty input; be as lenient as AWS
+    // with a truly empty body.
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        body
+    };
+    let req: Req = serde_json::from_slice(body).map_err(|e| {
+        ApiError::serialization(format!(
+            "The request body could not be read as this operation's input: {e}"
+        ))
+    })?;
+    req.validate("")?;
+    let resp = f(cx, req).await?;
+    serde_json::to_vec(&resp)
+        .map_err(|e| ApiError::server(format!("could not serialize the response: {e}")))
+}

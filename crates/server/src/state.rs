@@ -1,0 +1,43 @@
+use crate::config::ServerConfig;
+use crate::identity::KeyCache;
+use std::sync::Arc;
+use stevedore_api::Timestamp;
+use stevedore_auth::Verifier;
+use stevedore_model::arn::Scope;
+use stevedore_store::Store;
+
+/// Everything a request handler may touch.
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub verifier: Verifier,
+    pub config: ServerConfig,
+    pub keys: KeyCache,
+}
+
+/// Who is calling, established by SigV4 before any handler runs.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub scope: Scope,
+    pub principal_arn: String,
+    pub access_key_id: String,
+    pub admin: bool,
+}
+
+/// Per-request context handed to operation handlers. `now` is taken once at
+/// the edge so a handler never reads the clock itself.
+#[derive(Clone)]
+pub struct Cx {
+    pub state: Arc<AppState>,
+    pub caller: Arc<Caller>,
+    pub now: Timestamp,
+}
+
+impl Cx {
+    pub fn scope(&self) -> &Scope {
+        &self.caller.scope
+    }
+
+    pub fn store(&self) -> &dyn Store {
+        self.state.store.as_ref()
+    }
+}
