@@ -18,6 +18,6 @@ eval "$(target/release/stevedore env --data-dir "$dir")"
 .venv/bin/python bench/sign_request.py "$dir" DescribeClusters '{"clusters":["bench"],"include":["STATISTICS","TAGS"]}' "$dir/req.lua"
 # Sanity: the replayed request is accepted.
 endpoint=$(python3 -c "import json,sys;print(json.load(open(sys.argv[1]))['endpoint'])" "$dir/server.json")
-echo "server: $endpoint  wrk: -t2 -c$conns -d$duration --latency"
-# wrk's own threads share the 2 cores with the server: pin wrk to one thread per core.
-wrk -t2 -c"$conns" -d"$duration" --latency -s "$dir/req.lua" "$endpoint/"
+echo "server: $endpoint  wrk: -t${WRK_THREADS:-1} -c$conns -d$duration --latency"
+# One wrk thread by default: the 2-core machine is shared by wrk and the server.
+wrk -t"${WRK_THREADS:-1}" -c"$conns" -d"$duration" --latency -s "$dir/req.lua" "$endpoint/"
