@@ -15,6 +15,8 @@ pub mod generated {
 
 pub use generated::ecs;
 
+pub mod agent;
+
 /// A point in time, stored as milliseconds since the Unix epoch.
 ///
 /// On the wire (JSON 1.1 protocol) a timestamp is epoch seconds as a JSON

@@ -1,0 +1,229 @@
+//! The container runtime behind a trait. Only this crate knows Docker.
+//!
+//! The agent describes containers as [`ContainerSpec`]s and observes them as
+//! [`ContainerState`]s and a stream of [`ContainerEvent`]s. The Docker
+//! implementation (`DockerRuntime`, via bollard) is the default and the only
+//! one used by tests; a simulated runtime may exist for scale benchmarks only.
+
+use futures::stream::BoxStream;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, SystemTime};
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Labels every Stevedore container carries, so a restarted agent can find
+/// and re-adopt exactly its own containers (several agents may share one
+/// Docker engine).
+pub mod labels {
+    pub const MANAGED: &str = "com.stevedore.managed";
+    pub const CLUSTER: &str = "com.stevedore.cluster";
+    pub const INSTANCE: &str = "com.stevedore.container-instance";
+    pub const TASK: &str = "com.stevedore.task";
+    pub const CONTAINER: &str = "com.stevedore.container-name";
+    /// "pause" for the per-task network namespace holder (awsvpc).
+    pub const ROLE: &str = "com.stevedore.role";
+}
+
+/// ECS_IMAGE_PULL_BEHAVIOR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PullBehavior {
+    /// Pull; if the pull fails, use a cached local image if there is one.
+    #[default]
+    Default,
+    /// Always pull; fail if the pull fails.
+    Always,
+    /// Pull only if the image is not present locally.
+    Once,
+    /// Use the local image if present, else pull.
+    PreferCached,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortSpec {
+    pub container_port: u16,
+    /// `None` or `Some(0)`: Docker picks a free host port.
+    pub host_port: Option<u16>,
+    pub protocol: Protocol,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetworkSpec {
+    /// Docker's default bridge, with port publishing.
+    Bridge,
+    Host,
+    None,
+    /// Join another container's network namespace (awsvpc: the task's pause
+    /// container, which owns the task's IP).
+    Container(String),
+    /// Attach to a named user-defined network (the pause container of an
+    /// awsvpc task).
+    Network(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ulimit {
+    pub name: String,
+    pub soft: i64,
+    pub hard: i64,
+}
+
+/// Everything needed to create one container.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerSpec {
+    /// Docker container name (unique on the engine).
+    pub name: String,
+    pub image: String,
+    pub entry_point: Option<Vec<String>>,
+    pub command: Option<Vec<String>>,
+    pub env: Vec<(String, String)>,
+    pub working_dir: Option<String>,
+    pub user: Option<String>,
+    /// Docker CpuShares (ECS `cpu`, minimum 2).
+    pub cpu_shares: Option<i64>,
+    /// Hard limit, MiB.
+    pub memory_mib: Option<i64>,
+    /// Soft limit, MiB.
+    pub memory_reservation_mib: Option<i64>,
+    /// Task-level limits on the container's cgroup when set (CFS quota from
+    /// vCPUs; memory cap in MiB).
+    pub nano_cpus: Option<i64>,
+    pub ports: Vec<PortSpec>,
+    pub network: NetworkSpec,
+    pub labels: BTreeMap<String, String>,
+    pub ulimits: Vec<Ulimit>,
+    pub readonly_rootfs: bool,
+    pub privileged: bool,
+    /// Docker-level stop timeout (SIGKILL after it).
+    pub stop_timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortBinding {
+    pub container_port: u16,
+    pub host_port: u16,
+    pub host_ip: String,
+    pub protocol: Protocol,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Created,
+    Running,
+    /// Exited or dead.
+    Exited,
+}
+
+/// What Docker says about one container right now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerState {
+    pub id: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub status: Status,
+    pub exit_code: Option<i64>,
+    pub oom_killed: bool,
+    /// Docker's error text when the container could not start.
+    pub error: Option<String>,
+    pub started_at: Option<SystemTime>,
+    pub finished_at: Option<SystemTime>,
+    pub ports: Vec<PortBinding>,
+    /// IP addresses by network name.
+    pub ips: BTreeMap<String, String>,
+    pub image_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventKind {
+    Create,
+    Start,
+    /// The main process exited (or was killed).
+    Die,
+    Oom,
+    Destroy,
+    HealthStatus(String),
+    Other(String),
+}
+
+/// A change reported by Docker's event stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerEvent {
+    pub id: String,
+    pub kind: EventKind,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostInfo {
+    pub cpus: u32,
+    pub memory_mib: i64,
+    pub os_type: String,
+    /// ECS spelling: `x86_64` or `arm64`.
+    pub architecture: String,
+    pub docker_version: String,
+    pub kernel_version: String,
+    pub hostname: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PulledImage {
+    pub image_id: String,
+    /// `repo@sha256:...` when known.
+    pub digest: Option<String>,
+}
+
+/// Errors carry the ECS reason prefix the task will report.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("CannotPullContainerError: {0}")]
+    CannotPull(String),
+    #[error("CannotCreateContainerError: {0}")]
+    CannotCreate(String),
+    #[error("CannotStartContainerError: {0}")]
+    CannotStart(String),
+    #[error("CannotStopContainerError: {0}")]
+    CannotStop(String),
+    #[error("CannotInspectContainerError: {0}")]
+    CannotInspect(String),
+    #[error("no such container: {0}")]
+    NotFound(String),
+    #[error("the container runtime is unavailable: {0}")]
+    Unavailable(String),
+}
+
+pub trait ContainerRuntime: Send + Sync + 'static {
+    fn info(&self) -> BoxFuture<'_, Result<HostInfo, RuntimeError>>;
+    /// Makes `image` available locally according to `behavior`.
+    fn ensure_image<'a>(
+        &'a self,
+        image: &'a str,
+        behavior: PullBehavior,
+    ) -> BoxFuture<'a, Result<PulledImage, RuntimeError>>;
+    /// Creates (not starts) a container; returns its id.
+    fn create<'a>(&'a self, spec: &'a ContainerSpec) -> BoxFuture<'a, Result<String, RuntimeError>>;
+    fn start<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), RuntimeError>>;
+    /// Sends the image's STOPSIGNAL (SIGTERM by default), then SIGKILL after
+    /// `timeout`. Stopping a stopped container is not an error.
+    fn stop<'a>(&'a self, id: &'a str, timeout: Duration) -> BoxFuture<'a, Result<(), RuntimeError>>;
+    fn remove<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), RuntimeError>>;
+    fn inspect<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<ContainerState, RuntimeError>>;
+    /// All containers (running or not) carrying every given label.
+    fn list<'a>(
+        &'a self,
+        labels: &'a [(&'a str, &'a str)],
+    ) -> BoxFuture<'a, Result<Vec<ContainerState>, RuntimeError>>;
+    /// Container events for containers carrying every given label, from now
+    /// on. The stream ends if the engine connection drops; callers resync
+    /// with `list` and subscribe again.
+    fn events(&self, labels: Vec<(String, String)>) -> BoxStream<'static, Result<ContainerEvent, RuntimeError>>;
+    /// Creates the user-defined bridge network awsvpc tasks of a cluster
+    /// attach to, if it does not exist. Returns the network name.
+    fn ensure_network<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<String, RuntimeError>>;
+}
