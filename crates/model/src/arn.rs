@@ -33,6 +33,18 @@ impl Scope {
         self.arn("task-definition", &format!("{family}:{revision}"))
     }
 
+    pub fn task_arn(&self, cluster: &str, id: &str) -> String {
+        self.arn("task", &format!("{cluster}/{id}"))
+    }
+
+    pub fn container_instance_arn(&self, cluster: &str, id: &str) -> String {
+        self.arn("container-instance", &format!("{cluster}/{id}"))
+    }
+
+    pub fn container_arn(&self, cluster: &str, task_id: &str, id: &str) -> String {
+        self.arn("container", &format!("{cluster}/{task_id}/{id}"))
+    }
+
     /// The IAM principal ARN of the account root, which is what ECS reports
     /// as `registeredBy` and as the default `principalArn` of settings.
     pub fn root_principal(&self) -> String {
@@ -112,6 +124,25 @@ pub fn cluster_ref(scope: &Scope, given: Option<&str>) -> ClusterRef {
             _ => ClusterRef::Foreign,
         },
         Some(s) => ClusterRef::Name(s.to_string()),
+    }
+}
+
+/// A child resource of a cluster (task, container instance) named by a
+/// bare id or by an ARN `.../TYPE/CLUSTER/ID`. Returns the id when the
+/// reference can belong to `cluster` in `scope`.
+pub fn child_id(scope: &Scope, resource_type: &str, cluster: &str, given: &str) -> Option<String> {
+    if !given.starts_with("arn:") {
+        return (!given.is_empty() && !given.contains('/')).then(|| given.to_string());
+    }
+    let arn = Arn::parse(given)?;
+    if arn.resource_type != resource_type || !arn.in_scope(scope) {
+        return None;
+    }
+    match arn.resource.split_once('/') {
+        Some((c, id)) if c == cluster && !id.is_empty() && !id.contains('/') => Some(id.to_string()),
+        // The old ARN format had no cluster segment.
+        None => Some(arn.resource),
+        _ => None,
     }
 }
 

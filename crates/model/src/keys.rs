@@ -61,6 +61,19 @@ pub fn cluster_children_prefix(scope: &Scope, cluster: &str, kind: &str) -> Stri
     format!("{}{}/{}/", tenancy(scope), kind, cluster)
 }
 
+pub fn task(scope: &Scope, cluster: &str, id: &str) -> String {
+    format!("{}{id}", cluster_children_prefix(scope, cluster, KIND_TASK))
+}
+
+pub fn instance(scope: &Scope, cluster: &str, id: &str) -> String {
+    format!("{}{id}", cluster_children_prefix(scope, cluster, KIND_INSTANCE))
+}
+
+/// RunTask idempotency: the tasks a clientToken produced.
+pub fn client_token(scope: &Scope, cluster: &str, token: &str) -> String {
+    format!("{}{token}", cluster_children_prefix(scope, cluster, "token"))
+}
+
 pub const KIND_INSTANCE: &str = "instance";
 pub const KIND_TASK: &str = "task";
 pub const KIND_SERVICE: &str = "service";

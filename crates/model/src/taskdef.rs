@@ -726,3 +726,80 @@ pub fn build(
         enable_fault_injection: req.enable_fault_injection,
     }
 }
+
+fn non_empty<T>(v: &Option<Vec<T>>) -> bool {
+    v.as_ref().is_some_and(|v| !v.is_empty())
+}
+
+/// Fields the agent cannot honour yet. RunTask and StartTask refuse a
+/// definition that uses one, naming it, rather than run the task without
+/// it. Registration still stores everything: the refusal is at launch.
+pub fn unsupported_for_run(td: &TaskDefinition) -> Option<String> {
+    let mut found: Vec<String> = Vec::new();
+    let mut task = |cond: bool, field: &str| {
+        if cond {
+            found.push(field.to_string());
+        }
+    };
+    task(td.volumes.as_ref().is_some_and(|v| !v.is_empty()), "volumes");
+    task(
+        td.placement_constraints.as_ref().is_some_and(|v| !v.is_empty()),
+        "placementConstraints",
+    );
+    task(td.pid_mode.is_some(), "pidMode");
+    task(td.ipc_mode.is_some(), "ipcMode");
+    task(td.proxy_configuration.is_some(), "proxyConfiguration");
+    task(
+        td.inference_accelerators.as_ref().is_some_and(|v| !v.is_empty()),
+        "inferenceAccelerators",
+    );
+    task(td.ephemeral_storage.is_some(), "ephemeralStorage");
+    for c in td.container_definitions.as_deref().unwrap_or_default() {
+        let name = c.name.as_deref().unwrap_or("");
+        let mut field = |cond: bool, f: &str| {
+            if cond {
+                found.push(format!("containerDefinitions[{name}].{f}"));
+            }
+        };
+        field(c.health_check.is_some(), "healthCheck");
+        field(non_empty(&c.depends_on), "dependsOn");
+        field(c.start_timeout.is_some(), "startTimeout");
+        field(non_empty(&c.mount_points), "mountPoints");
+        field(non_empty(&c.volumes_from), "volumesFrom");
+        field(c.linux_parameters.is_some(), "linuxParameters");
+        field(c.log_configuration.is_some(), "logConfiguration");
+        field(non_empty(&c.secrets), "secrets");
+        field(non_empty(&c.environment_files), "environmentFiles");
+        field(c.repository_credentials.is_some(), "repositoryCredentials");
+        field(c.firelens_configuration.is_some(), "firelensConfiguration");
+        field(non_empty(&c.system_controls), "systemControls");
+        field(non_empty(&c.extra_hosts), "extraHosts");
+        field(non_empty(&c.dns_servers), "dnsServers");
+        field(non_empty(&c.dns_search_domains), "dnsSearchDomains");
+        field(c.hostname.is_some(), "hostname");
+        field(non_empty(&c.links), "links");
+        field(c.interactive == Some(true), "interactive");
+        field(c.pseudo_terminal == Some(true), "pseudoTerminal");
+        field(non_empty(&c.docker_security_options), "dockerSecurityOptions");
+        field(non_empty(&c.credential_specs), "credentialSpecs");
+        field(non_empty(&c.resource_requirements), "resourceRequirements");
+        field(c.restart_policy.is_some(), "restartPolicy");
+        field(c.disable_networking == Some(true), "disableNetworking");
+        field(
+            c.port_mappings
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .any(|p| p.container_port_range.is_some()),
+            "portMappings.containerPortRange",
+        );
+    }
+    if found.is_empty() {
+        None
+    } else {
+        Some(format!(
+            "This task definition uses {} which Stevedore cannot run yet; see the compatibility table in the README.",
+            found.join(", ")
+        ))
+    }
+}

@@ -5,9 +5,10 @@
 
 use crate::config::ServerConfig;
 use crate::error::ApiError;
+use crate::heartbeat::{Heartbeats, DEFAULT_DISCONNECT_AFTER};
 use crate::identity::{self, KeyCache, StoreLookup};
 use crate::state::{AppState, Caller, Cx};
-use crate::{admin, ecs};
+use crate::{admin, agent_api, ecs};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
@@ -92,6 +93,8 @@ impl Server {
             verifier: Verifier::new(Duration::from_secs(15 * 60)),
             config,
             keys: KeyCache::default(),
+            heartbeats: Heartbeats::new(DEFAULT_DISCONNECT_AFTER),
+            endpoint: format!("http://{local_addr}"),
         });
         Ok(Server {
             local_addr,
@@ -207,6 +210,9 @@ async fn process(
         let op = stevedore_api::ecs::Operation::from_name(op_name)
             .ok_or_else(|| ApiError::unknown_operation(format!("Unknown operation {target}.")))?;
         ecs::dispatch(cx, op, body).await
+    } else if prefix == stevedore_api::agent::TARGET_PREFIX {
+        require_service(&service, stevedore_api::ecs::SIGNING_NAME)?;
+        agent_api::dispatch(cx, op_name, body).await
     } else if prefix == admin::TARGET_PREFIX {
         admin::dispatch(cx, op_name, body).await
     } else {

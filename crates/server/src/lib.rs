@@ -3,6 +3,8 @@
 //! that knows HTTP.
 
 pub mod admin;
+pub mod agent_api;
+pub mod heartbeat;
 pub mod config;
 pub mod db;
 pub mod ecs;

@@ -1,4 +1,5 @@
 use crate::config::ServerConfig;
+use crate::heartbeat::Heartbeats;
 use crate::identity::KeyCache;
 use std::sync::Arc;
 use stevedore_api::Timestamp;
@@ -12,6 +13,9 @@ pub struct AppState {
     pub verifier: Verifier,
     pub config: ServerConfig,
     pub keys: KeyCache,
+    pub heartbeats: Heartbeats,
+    /// The endpoint URL agents and DiscoverPollEndpoint report.
+    pub endpoint: String,
 }
 
 /// Who is calling, established by SigV4 before any handler runs.

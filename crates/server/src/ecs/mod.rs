@@ -4,8 +4,18 @@
 
 mod account_settings;
 mod clusters;
+mod instances;
+mod placement;
 mod tags;
 mod task_definitions;
+mod tasks;
+
+/// What the agent protocol needs from the ECS handlers.
+pub(crate) mod internal {
+    pub(crate) use super::instances::{load_instance as load_instance_record, InstanceRecord};
+    pub(crate) use super::task_definitions::resolve as resolve_task_definition;
+    pub(crate) use super::tasks::{task_id, tasks_in_cluster};
+}
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::Cx;
@@ -39,6 +49,16 @@ pub const IMPLEMENTED: &[Operation] = &[
     Operation::PutAccountSettingDefault,
     Operation::ListAccountSettings,
     Operation::DeleteAccountSetting,
+    Operation::RegisterContainerInstance,
+    Operation::DescribeContainerInstances,
+    Operation::ListContainerInstances,
+    Operation::DeregisterContainerInstance,
+    Operation::DiscoverPollEndpoint,
+    Operation::RunTask,
+    Operation::StartTask,
+    Operation::StopTask,
+    Operation::DescribeTasks,
+    Operation::ListTasks,
 ];
 
 pub async fn dispatch(cx: Cx, op: Operation, body: &[u8]) -> ApiResult<Vec<u8>> {
@@ -66,6 +86,16 @@ pub async fn dispatch(cx: Cx, op: Operation, body: &[u8]) -> ApiResult<Vec<u8>> 
         O::PutAccountSettingDefault => call(cx, body, account_settings::put_default).await,
         O::ListAccountSettings => call(cx, body, account_settings::list).await,
         O::DeleteAccountSetting => call(cx, body, account_settings::delete).await,
+        O::RegisterContainerInstance => call(cx, body, instances::register).await,
+        O::DescribeContainerInstances => call(cx, body, instances::describe).await,
+        O::ListContainerInstances => call(cx, body, instances::list).await,
+        O::DeregisterContainerInstance => call(cx, body, instances::deregister).await,
+        O::DiscoverPollEndpoint => call(cx, body, instances::discover_poll_endpoint).await,
+        O::RunTask => call(cx, body, tasks::run_task).await,
+        O::StartTask => call(cx, body, tasks::start_task).await,
+        O::StopTask => call(cx, body, tasks::stop_task).await,
+        O::DescribeTasks => call(cx, body, tasks::describe_tasks).await,
+        O::ListTasks => call(cx, body, tasks::list_tasks).await,
         other => Err(ApiError::unsupported(format!(
             "{} is not available in this version of Stevedore yet. See the compatibility table in the README.",
             other.name()

@@ -1,0 +1,240 @@
+//! The server side of the agent protocol (see `stevedore_api::agent`):
+//! long-polled task assignments and sequenced state reports.
+
+use crate::db::{self, Versioned};
+use crate::ecs::internal::{load_instance_record, task_id, tasks_in_cluster, InstanceRecord};
+use crate::error::{ApiError, ApiResult};
+use crate::state::Cx;
+use std::time::Duration;
+use stevedore_api::agent::*;
+use stevedore_api::ecs::{Task, TaskStopCode};
+use stevedore_model::arn::{cluster_ref, ClusterRef};
+use stevedore_model::keys;
+
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+    serde_json::from_slice(body).map_err(|e| ApiError::serialization(format!("The request body could not be read: {e}")))
+}
+
+pub async fn dispatch(cx: Cx, op: &str, body: &[u8]) -> ApiResult<Vec<u8>> {
+    match op {
+        "PollTasks" => Ok(db::encode(&poll(&cx, parse(body)?).await?)),
+        "ReportTaskStates" => Ok(db::encode(&report(&cx, parse(body)?).await?)),
+        _ => Err(ApiError::unknown_operation(format!("Unknown operation {TARGET_PREFIX}.{op}."))),
+    }
+}
+
+fn cluster_name(cx: &Cx, given: &str) -> ApiResult<String> {
+    match cluster_ref(cx.scope(), Some(given)) {
+        ClusterRef::Name(n) => Ok(n),
+        ClusterRef::Foreign => Err(ApiError::cluster_not_found()),
+    }
+}
+
+fn instance(cx: &Cx, cluster: &str, arn: &str) -> ApiResult<(String, Versioned<InstanceRecord>)> {
+    let (key, v) = load_instance_record(cx.store(), cx.scope(), cluster, arn)?
+        .ok_or_else(|| ApiError::client(format!("Container instance {arn} is not registered; register again.")))?;
+    if v.value.instance.status.as_deref() == Some("INACTIVE") {
+        return Err(ApiError::client(format!(
+            "Container instance {arn} was deregistered; register again."
+        )));
+    }
+    Ok((key, v))
+}
+
+fn assigned(cx: &Cx, cluster: &str, arn: &str) -> ApiResult<Vec<AssignedTask>> {
+    let mut out = Vec::new();
+    for t in tasks_in_cluster(cx.store(), cx.scope(), cluster)? {
+        let t = t.value;
+        if t.container_instance_arn.as_deref() != Some(arn) {
+            continue;
+        }
+        let desired = t.desired_status.clone().unwrap_or_default();
+        if desired == "STOPPED" && t.last_status.as_deref() == Some("STOPPED") {
+            continue;
+        }
+        let td_arn = t.task_definition_arn.clone().unwrap_or_default();
+        let Some((_, td)) = crate::ecs::internal::resolve_task_definition(cx.store(), cx.scope(), &td_arn)? else {
+            continue;
+        };
+        out.push(AssignedTask {
+            task_arn: t.task_arn.clone().unwrap_or_default(),
+            desired_status: desired.clone(),
+            task_definition: td.value.definition,
+            overrides: t.overrides.clone(),
+            launch_type: t.launch_type.as_ref().map(|l| l.as_str().to_string()).unwrap_or_else(|| "EC2".into()),
+            stopped_reason: (desired == "STOPPED").then(|| t.stopped_reason.clone()).flatten(),
+            stop_code: (desired == "STOPPED")
+                .then(|| t.stop_code.as_ref().map(|c| c.as_str().to_string()))
+                .flatten(),
+        });
+    }
+    Ok(out)
+}
+
+async fn poll(cx: &Cx, req: PollTasksRequest) -> ApiResult<PollTasksResponse> {
+    let cluster = cluster_name(cx, &req.cluster)?;
+    let (_, rec) = instance(cx, &cluster, &req.container_instance_arn)?;
+    let arn = rec.value.instance.container_instance_arn.clone().unwrap_or_default();
+    let _guard = cx.state.heartbeats.poll_started(&arn);
+    let wait = Duration::from_secs(req.wait_seconds.min(MAX_WAIT_SECONDS) as u64);
+    let revision = cx.store().current_revision();
+    if revision <= req.known_revision && !wait.is_zero() {
+        // Sleep until a task of this instance changes, or the wait ends.
+        let prefix = keys::cluster_children_prefix(cx.scope(), &cluster, keys::KIND_TASK);
+        let mut watch = cx.store().watch(&prefix, req.known_revision)?;
+        let needle = format!("\"containerInstanceArn\":\"{arn}\"");
+        let _ = tokio::time::timeout(wait, async {
+            while let Some(batch) = watch.recv().await {
+                match batch {
+                    Ok(events) => {
+                        let mine = events
+                            .iter()
+                            .any(|e| std::str::from_utf8(&e.kv.value).is_ok_and(|v| v.contains(&needle)));
+                        if mine {
+                            return;
+                        }
+                    }
+                    Err(_) => return,
+                }
+            }
+        })
+        .await;
+    }
+    let revision = cx.store().current_revision();
+    Ok(PollTasksResponse {
+        revision,
+        tasks: assigned(cx, &cluster, &arn)?,
+    })
+}
+
+fn rank(status: &str) -> u8 {
+    match status {
+        "PROVISIONING" => 0,
+        "PENDING" => 1,
+        "ACTIVATING" => 2,
+        "RUNNING" => 3,
+        "DEACTIVATING" => 4,
+        "STOPPING" => 5,
+        "DEPROVISIONING" => 6,
+        "STOPPED" => 7,
+        _ => 0,
+    }
+}
+
+/// Applies one observation to the stored task; returns whether it changed.
+fn apply(cx: &Cx, t: &mut Task, o: &ObservedTask) -> bool {
+    let before = serde_json::to_vec(&*t).unwrap_or_default();
+    let current = t.last_status.clone().unwrap_or_default();
+    // Status only moves forward: a late report never resurrects a task.
+    if rank(&o.last_status) >= rank(&current) {
+        t.last_status = Some(o.last_status.clone());
+    }
+    let stopped = t.last_status.as_deref() == Some("STOPPED");
+    // Keep our container ARNs; take everything observed.
+    let mut containers = t.containers.clone().unwrap_or_default();
+    for oc in &o.containers {
+        if let Some(c) = containers.iter_mut().find(|c| c.name == oc.name) {
+            let arn = c.container_arn.clone();
+            let task_arn = c.task_arn.clone();
+            let (cpu, mem, res) = (c.cpu.clone(), c.memory.clone(), c.memory_reservation.clone());
+            *c = oc.clone();
+            c.container_arn = arn;
+            c.task_arn = task_arn;
+            c.cpu = oc.cpu.clone().or(cpu);
+            c.memory = oc.memory.clone().or(mem);
+            c.memory_reservation = oc.memory_reservation.clone().or(res);
+            if c.network_bindings.is_none() {
+                c.network_bindings = Some(Vec::new());
+            }
+            if c.network_interfaces.is_none() {
+                c.network_interfaces = Some(Vec::new());
+            }
+        }
+    }
+    t.containers = Some(containers);
+    if !o.attachments.is_empty() {
+        let mut atts = t.attachments.clone().unwrap_or_default();
+        for oa in &o.attachments {
+            match atts.iter_mut().find(|a| a.r#type == oa.r#type) {
+                Some(a) => {
+                    a.status = oa.status.clone().or(a.status.take());
+                    let mut details = a.details.clone().unwrap_or_default();
+                    for d in oa.details.clone().unwrap_or_default() {
+                        match details.iter_mut().find(|x| x.name == d.name) {
+                            Some(x) => x.value = d.value,
+                            None => details.push(d),
+                        }
+                    }
+                    a.details = Some(details);
+                }
+                None => atts.push(oa.clone()),
+            }
+        }
+        t.attachments = Some(atts);
+    }
+    t.pull_started_at = t.pull_started_at.or(o.pull_started_at);
+    t.pull_stopped_at = t.pull_stopped_at.or(o.pull_stopped_at);
+    if t.started_at.is_none() {
+        t.started_at = o.started_at;
+    }
+    if t.last_status.as_deref() == Some("RUNNING") && t.connectivity_at.is_none() {
+        t.connectivity = Some(stevedore_api::ecs::Connectivity::Connected);
+        t.connectivity_at = Some(cx.now);
+    }
+    if rank(t.last_status.as_deref().unwrap_or("")) >= rank("DEACTIVATING") && t.stopping_at.is_none() {
+        t.stopping_at = Some(cx.now);
+    }
+    if stopped {
+        t.execution_stopped_at = t.execution_stopped_at.or(o.execution_stopped_at).or(Some(cx.now));
+        t.stopped_at = t.stopped_at.or(Some(cx.now));
+        t.desired_status = Some("STOPPED".into());
+        t.connectivity = Some(stevedore_api::ecs::Connectivity::Disconnected);
+        // A stop the user asked for keeps its code and reason.
+        if t.stop_code.is_none() {
+            t.stop_code = o.stop_code.as_deref().map(TaskStopCode::from);
+            t.stopped_reason = o.stopped_reason.clone();
+        }
+    }
+    let changed = serde_json::to_vec(&*t).unwrap_or_default() != before;
+    if changed {
+        t.version = Some(t.version.unwrap_or(0) + 1);
+    }
+    changed
+}
+
+async fn report(cx: &Cx, req: ReportTaskStatesRequest) -> ApiResult<ReportTaskStatesResponse> {
+    let cluster = cluster_name(cx, &req.cluster)?;
+    for _ in 0..db::MAX_CAS_RETRIES {
+        let (ikey, inst) = instance(cx, &cluster, &req.container_instance_arn)?;
+        let arn = inst.value.instance.container_instance_arn.clone().unwrap_or_default();
+        cx.state.heartbeats.seen(&arn);
+        if req.seq <= inst.value.report_seq {
+            return Ok(ReportTaskStatesResponse { accepted: false });
+        }
+        let mut rec = inst.value.clone();
+        rec.report_seq = req.seq;
+        let mut compares = vec![db::unchanged(&ikey, inst.mod_revision)];
+        let mut ops = Vec::new();
+        for o in &req.tasks {
+            let Some(id) = o.task_arn.rsplit('/').next() else { continue };
+            let key = keys::task(cx.scope(), &cluster, id);
+            let Some(v) = db::get::<Task>(cx.store(), &key)? else { continue };
+            if v.value.container_instance_arn.as_deref() != Some(arn.as_str()) {
+                continue;
+            }
+            let mut t = v.value;
+            if apply(cx, &mut t, o) {
+                if t.last_status.as_deref() == Some("STOPPED") {
+                    rec.allocations.remove(task_id(&t));
+                }
+                compares.push(db::unchanged(&key, v.mod_revision));
+                ops.push(db::put(&key, &t));
+            }
+        }
+        ops.push(db::put(&ikey, &rec));
+        if db::commit(cx.store(), compares, ops).await? {
+            return Ok(ReportTaskStatesResponse { accepted: true });
+        }
+    }
+    Err(db::contention())
+}
