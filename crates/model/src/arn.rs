@@ -139,7 +139,9 @@ pub fn child_id(scope: &Scope, resource_type: &str, cluster: &str, given: &str) 
         return None;
     }
     match arn.resource.split_once('/') {
-        Some((c, id)) if c == cluster && !id.is_empty() && !id.contains('/') => Some(id.to_string()),
+        Some((c, id)) if c == cluster && !id.is_empty() && !id.contains('/') => {
+            Some(id.to_string())
+        }
         // The old ARN format had no cluster segment.
         None => Some(arn.resource),
         _ => None,

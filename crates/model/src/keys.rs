@@ -66,12 +66,18 @@ pub fn task(scope: &Scope, cluster: &str, id: &str) -> String {
 }
 
 pub fn instance(scope: &Scope, cluster: &str, id: &str) -> String {
-    format!("{}{id}", cluster_children_prefix(scope, cluster, KIND_INSTANCE))
+    format!(
+        "{}{id}",
+        cluster_children_prefix(scope, cluster, KIND_INSTANCE)
+    )
 }
 
 /// RunTask idempotency: the tasks a clientToken produced.
 pub fn client_token(scope: &Scope, cluster: &str, token: &str) -> String {
-    format!("{}{token}", cluster_children_prefix(scope, cluster, "token"))
+    format!(
+        "{}{token}",
+        cluster_children_prefix(scope, cluster, "token")
+    )
 }
 
 pub const KIND_INSTANCE: &str = "instance";

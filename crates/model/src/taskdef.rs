@@ -741,16 +741,17 @@ pub fn unsupported_for_run(td: &TaskDefinition) -> Option<String> {
             found.push(field.to_string());
         }
     };
-    task(td.volumes.as_ref().is_some_and(|v| !v.is_empty()), "volumes");
     task(
-        td.placement_constraints.as_ref().is_some_and(|v| !v.is_empty()),
-        "placementConstraints",
+        td.volumes.as_ref().is_some_and(|v| !v.is_empty()),
+        "volumes",
     );
     task(td.pid_mode.is_some(), "pidMode");
     task(td.ipc_mode.is_some(), "ipcMode");
     task(td.proxy_configuration.is_some(), "proxyConfiguration");
     task(
-        td.inference_accelerators.as_ref().is_some_and(|v| !v.is_empty()),
+        td.inference_accelerators
+            .as_ref()
+            .is_some_and(|v| !v.is_empty()),
         "inferenceAccelerators",
     );
     task(td.ephemeral_storage.is_some(), "ephemeralStorage");
@@ -780,7 +781,10 @@ pub fn unsupported_for_run(td: &TaskDefinition) -> Option<String> {
         field(non_empty(&c.links), "links");
         field(c.interactive == Some(true), "interactive");
         field(c.pseudo_terminal == Some(true), "pseudoTerminal");
-        field(non_empty(&c.docker_security_options), "dockerSecurityOptions");
+        field(
+            non_empty(&c.docker_security_options),
+            "dockerSecurityOptions",
+        );
         field(non_empty(&c.credential_specs), "credentialSpecs");
         field(non_empty(&c.resource_requirements), "resourceRequirements");
         field(c.restart_policy.is_some(), "restartPolicy");

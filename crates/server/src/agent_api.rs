@@ -12,14 +12,17 @@ use stevedore_model::arn::{cluster_ref, ClusterRef};
 use stevedore_model::keys;
 
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
-    serde_json::from_slice(body).map_err(|e| ApiError::serialization(format!("The request body could not be read: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::serialization(format!("The request body could not be read: {e}")))
 }
 
 pub async fn dispatch(cx: Cx, op: &str, body: &[u8]) -> ApiResult<Vec<u8>> {
     match op {
         "PollTasks" => Ok(db::encode(&poll(&cx, parse(body)?).await?)),
         "ReportTaskStates" => Ok(db::encode(&report(&cx, parse(body)?).await?)),
-        _ => Err(ApiError::unknown_operation(format!("Unknown operation {TARGET_PREFIX}.{op}."))),
+        _ => Err(ApiError::unknown_operation(format!(
+            "Unknown operation {TARGET_PREFIX}.{op}."
+        ))),
     }
 }
 
@@ -31,8 +34,12 @@ fn cluster_name(cx: &Cx, given: &str) -> ApiResult<String> {
 }
 
 fn instance(cx: &Cx, cluster: &str, arn: &str) -> ApiResult<(String, Versioned<InstanceRecord>)> {
-    let (key, v) = load_instance_record(cx.store(), cx.scope(), cluster, arn)?
-        .ok_or_else(|| ApiError::client(format!("Container instance {arn} is not registered; register again.")))?;
+    let (key, v) =
+        load_instance_record(cx.store(), cx.scope(), cluster, arn)?.ok_or_else(|| {
+            ApiError::client(format!(
+                "Container instance {arn} is not registered; register again."
+            ))
+        })?;
     if v.value.instance.status.as_deref() == Some("INACTIVE") {
         return Err(ApiError::client(format!(
             "Container instance {arn} was deregistered; register again."
@@ -53,7 +60,9 @@ fn assigned(cx: &Cx, cluster: &str, arn: &str) -> ApiResult<Vec<AssignedTask>> {
             continue;
         }
         let td_arn = t.task_definition_arn.clone().unwrap_or_default();
-        let Some((_, td)) = crate::ecs::internal::resolve_task_definition(cx.store(), cx.scope(), &td_arn)? else {
+        let Some((_, td)) =
+            crate::ecs::internal::resolve_task_definition(cx.store(), cx.scope(), &td_arn)?
+        else {
             continue;
         };
         out.push(AssignedTask {
@@ -61,8 +70,14 @@ fn assigned(cx: &Cx, cluster: &str, arn: &str) -> ApiResult<Vec<AssignedTask>> {
             desired_status: desired.clone(),
             task_definition: td.value.definition,
             overrides: t.overrides.clone(),
-            launch_type: t.launch_type.as_ref().map(|l| l.as_str().to_string()).unwrap_or_else(|| "EC2".into()),
-            stopped_reason: (desired == "STOPPED").then(|| t.stopped_reason.clone()).flatten(),
+            launch_type: t
+                .launch_type
+                .as_ref()
+                .map(|l| l.as_str().to_string())
+                .unwrap_or_else(|| "EC2".into()),
+            stopped_reason: (desired == "STOPPED")
+                .then(|| t.stopped_reason.clone())
+                .flatten(),
             stop_code: (desired == "STOPPED")
                 .then(|| t.stop_code.as_ref().map(|c| c.as_str().to_string()))
                 .flatten(),
@@ -74,7 +89,12 @@ fn assigned(cx: &Cx, cluster: &str, arn: &str) -> ApiResult<Vec<AssignedTask>> {
 async fn poll(cx: &Cx, req: PollTasksRequest) -> ApiResult<PollTasksResponse> {
     let cluster = cluster_name(cx, &req.cluster)?;
     let (_, rec) = instance(cx, &cluster, &req.container_instance_arn)?;
-    let arn = rec.value.instance.container_instance_arn.clone().unwrap_or_default();
+    let arn = rec
+        .value
+        .instance
+        .container_instance_arn
+        .clone()
+        .unwrap_or_default();
     let _guard = cx.state.heartbeats.poll_started(&arn);
     let wait = Duration::from_secs(req.wait_seconds.min(MAX_WAIT_SECONDS) as u64);
     let revision = cx.store().current_revision();
@@ -87,9 +107,9 @@ async fn poll(cx: &Cx, req: PollTasksRequest) -> ApiResult<PollTasksResponse> {
             while let Some(batch) = watch.recv().await {
                 match batch {
                     Ok(events) => {
-                        let mine = events
-                            .iter()
-                            .any(|e| std::str::from_utf8(&e.kv.value).is_ok_and(|v| v.contains(&needle)));
+                        let mine = events.iter().any(|e| {
+                            std::str::from_utf8(&e.kv.value).is_ok_and(|v| v.contains(&needle))
+                        });
                         if mine {
                             return;
                         }
@@ -136,7 +156,11 @@ fn apply(cx: &Cx, t: &mut Task, o: &ObservedTask) -> bool {
         if let Some(c) = containers.iter_mut().find(|c| c.name == oc.name) {
             let arn = c.container_arn.clone();
             let task_arn = c.task_arn.clone();
-            let (cpu, mem, res) = (c.cpu.clone(), c.memory.clone(), c.memory_reservation.clone());
+            let (cpu, mem, res) = (
+                c.cpu.clone(),
+                c.memory.clone(),
+                c.memory_reservation.clone(),
+            );
             *c = oc.clone();
             c.container_arn = arn;
             c.task_arn = task_arn;
@@ -181,11 +205,16 @@ fn apply(cx: &Cx, t: &mut Task, o: &ObservedTask) -> bool {
         t.connectivity = Some(stevedore_api::ecs::Connectivity::Connected);
         t.connectivity_at = Some(cx.now);
     }
-    if rank(t.last_status.as_deref().unwrap_or("")) >= rank("DEACTIVATING") && t.stopping_at.is_none() {
+    if rank(t.last_status.as_deref().unwrap_or("")) >= rank("DEACTIVATING")
+        && t.stopping_at.is_none()
+    {
         t.stopping_at = Some(cx.now);
     }
     if stopped {
-        t.execution_stopped_at = t.execution_stopped_at.or(o.execution_stopped_at).or(Some(cx.now));
+        t.execution_stopped_at = t
+            .execution_stopped_at
+            .or(o.execution_stopped_at)
+            .or(Some(cx.now));
         t.stopped_at = t.stopped_at.or(Some(cx.now));
         t.desired_status = Some("STOPPED".into());
         t.connectivity = Some(stevedore_api::ecs::Connectivity::Disconnected);
@@ -206,7 +235,12 @@ async fn report(cx: &Cx, req: ReportTaskStatesRequest) -> ApiResult<ReportTaskSt
     let cluster = cluster_name(cx, &req.cluster)?;
     for _ in 0..db::MAX_CAS_RETRIES {
         let (ikey, inst) = instance(cx, &cluster, &req.container_instance_arn)?;
-        let arn = inst.value.instance.container_instance_arn.clone().unwrap_or_default();
+        let arn = inst
+            .value
+            .instance
+            .container_instance_arn
+            .clone()
+            .unwrap_or_default();
         cx.state.heartbeats.seen(&arn);
         if req.seq <= inst.value.report_seq {
             return Ok(ReportTaskStatesResponse { accepted: false });
@@ -216,9 +250,13 @@ async fn report(cx: &Cx, req: ReportTaskStatesRequest) -> ApiResult<ReportTaskSt
         let mut compares = vec![db::unchanged(&ikey, inst.mod_revision)];
         let mut ops = Vec::new();
         for o in &req.tasks {
-            let Some(id) = o.task_arn.rsplit('/').next() else { continue };
+            let Some(id) = o.task_arn.rsplit('/').next() else {
+                continue;
+            };
             let key = keys::task(cx.scope(), &cluster, id);
-            let Some(v) = db::get::<Task>(cx.store(), &key)? else { continue };
+            let Some(v) = db::get::<Task>(cx.store(), &key)? else {
+                continue;
+            };
             if v.value.container_instance_arn.as_deref() != Some(arn.as_str()) {
                 continue;
             }

@@ -4,11 +4,11 @@
 
 pub mod admin;
 pub mod agent_api;
-pub mod heartbeat;
 pub mod config;
 pub mod db;
 pub mod ecs;
 pub mod error;
+pub mod heartbeat;
 pub mod http;
 pub mod identity;
 pub mod state;

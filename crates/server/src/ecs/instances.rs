@@ -126,7 +126,11 @@ pub(crate) fn load_instance(
     Ok(db::get(store, &key)?.map(|v| (key, v)))
 }
 
-pub(crate) fn all_instances(store: &dyn Store, scope: &Scope, cluster: &str) -> ApiResult<Vec<Versioned<InstanceRecord>>> {
+pub(crate) fn all_instances(
+    store: &dyn Store,
+    scope: &Scope,
+    cluster: &str,
+) -> ApiResult<Vec<Versioned<InstanceRecord>>> {
     let prefix = keys::cluster_children_prefix(scope, cluster, keys::KIND_INSTANCE);
     let page = db::page(store, &prefix, None, usize::MAX, false, |_| Ok(true))?;
     page.kvs
@@ -146,7 +150,8 @@ pub(crate) fn view(cx: &Cx, rec: &InstanceRecord, with_tags: bool) -> ApiResult<
     let mut ci = rec.instance.clone();
     ci.remaining_resources = Some(rec.remaining());
     let arn = ci.container_instance_arn.clone().unwrap_or_default();
-    let (running, pending) = super::tasks::counts_on_instance(cx.store(), cx.scope(), &rec.cluster_name, &arn)?;
+    let (running, pending) =
+        super::tasks::counts_on_instance(cx.store(), cx.scope(), &rec.cluster_name, &arn)?;
     ci.running_tasks_count = Some(running);
     ci.pending_tasks_count = Some(pending);
     ci.agent_connected = Some(cx.state.heartbeats.connected(&arn));
@@ -165,9 +170,15 @@ fn resource_named<'a>(resources: &'a [Resource], name: &str) -> Option<&'a Resou
 fn validate_resources(resources: &[Resource]) -> ApiResult<()> {
     for name in ["CPU", "MEMORY"] {
         let r = resource_named(resources, name).ok_or_else(|| {
-            ApiError::invalid(format!("totalResources must include {name} (type INTEGER)."))
+            ApiError::invalid(format!(
+                "totalResources must include {name} (type INTEGER)."
+            ))
         })?;
-        let v = r.integer_value.map(i64::from).or(r.long_value).unwrap_or(-1);
+        let v = r
+            .integer_value
+            .map(i64::from)
+            .or(r.long_value)
+            .unwrap_or(-1);
         if v < 0 {
             return Err(ApiError::invalid(format!(
                 "totalResources {name} must be a non-negative integerValue."
@@ -219,7 +230,12 @@ fn identity_document(doc: Option<&str>) -> ApiResult<(Option<String>, Vec<Attrib
     .into_iter()
     .flatten()
     .collect();
-    Ok((v.get("instanceId").and_then(|x| x.as_str()).map(String::from), attrs))
+    Ok((
+        v.get("instanceId")
+            .and_then(|x| x.as_str())
+            .map(String::from),
+        attrs,
+    ))
 }
 
 pub async fn register(
@@ -283,7 +299,9 @@ pub async fn register(
             None => {
                 let id = uuid::Uuid::new_v4().simple().to_string();
                 let arn = scope.container_instance_arn(&cluster_name, &id);
-                let ec2_id = iid_instance.clone().unwrap_or_else(|| format!("i-{}", &id[..17]));
+                let ec2_id = iid_instance
+                    .clone()
+                    .unwrap_or_else(|| format!("i-{}", &id[..17]));
                 let rec = InstanceRecord {
                     instance: ContainerInstance {
                         container_instance_arn: Some(arn),
@@ -305,7 +323,13 @@ pub async fn register(
                 (keys::instance(&scope, &cluster_name, &id), rec, 0)
             }
         };
-        if db::commit(cx.store(), vec![db::unchanged(&key, rev)], vec![db::put(&key, &rec)]).await? {
+        if db::commit(
+            cx.store(),
+            vec![db::unchanged(&key, rev)],
+            vec![db::put(&key, &rec)],
+        )
+        .await?
+        {
             if let Some(arn) = rec.instance.container_instance_arn.as_deref() {
                 cx.state.heartbeats.seen(arn);
             }
@@ -330,7 +354,9 @@ pub async fn describe(
     let cluster_name = cluster.cluster_name.clone().unwrap_or_default();
     let given = req.container_instances.clone().unwrap_or_default();
     if given.len() > 100 {
-        return Err(ApiError::invalid("containerInstances can name at most 100 instances."));
+        return Err(ApiError::invalid(
+            "containerInstances can name at most 100 instances.",
+        ));
     }
     let include = req.include.clone().unwrap_or_default();
     if include.contains(&ContainerInstanceField::ContainerInstanceHealth) {
@@ -361,25 +387,42 @@ pub async fn describe(
     })
 }
 
-pub async fn list(cx: Cx, req: ListContainerInstancesRequest) -> ApiResult<ListContainerInstancesResponse> {
+pub async fn list(
+    cx: Cx,
+    req: ListContainerInstancesRequest,
+) -> ApiResult<ListContainerInstancesResponse> {
     let cluster = load_active(&cx, req.cluster.as_deref())?.value;
     let cluster_name = cluster.cluster_name.clone().unwrap_or_default();
     let limit = db::max_results(req.max_results, 100, 100)?;
-    if req.filter.as_deref().is_some_and(|f| !f.trim().is_empty()) {
-        return Err(ApiError::unsupported(
-            "ListContainerInstances filter (cluster query language) is not supported yet.",
-        ));
-    }
+    let filter = match req.filter.as_deref().filter(|f| !f.trim().is_empty()) {
+        Some(f) => Some(super::placement::parse_filter(f)?),
+        None => None,
+    };
+    let tasks = match filter {
+        Some(_) => super::tasks::tasks_in_cluster(cx.store(), cx.scope(), &cluster_name)?,
+        None => Vec::new(),
+    };
     let status = req.status.clone();
     let prefix = keys::cluster_children_prefix(cx.scope(), &cluster_name, keys::KIND_INSTANCE);
-    let page = db::page(cx.store(), &prefix, req.next_token.as_deref(), limit, false, |kv| {
-        let r: InstanceRecord = db::decode(kv)?;
-        let s = r.instance.status.as_deref().unwrap_or("");
-        Ok(match &status {
-            Some(want) => s == want.as_str(),
-            None => s != "INACTIVE",
-        })
-    })?;
+    let page = db::page(
+        cx.store(),
+        &prefix,
+        req.next_token.as_deref(),
+        limit,
+        false,
+        |kv| {
+            let r: InstanceRecord = db::decode(kv)?;
+            let s = r.instance.status.as_deref().unwrap_or("");
+            let status_ok = match &status {
+                Some(want) => s == want.as_str(),
+                None => s != "INACTIVE",
+            };
+            let filter_ok = filter
+                .as_ref()
+                .is_none_or(|f| f.matches(&super::placement::snapshot_instance(&cx, &r, &tasks)));
+            Ok(status_ok && filter_ok)
+        },
+    )?;
     let mut arns = Vec::new();
     for kv in &page.kvs {
         let r: InstanceRecord = db::decode(kv)?;
@@ -402,8 +445,13 @@ pub async fn deregister(
         let (key, v) = load_instance(cx.store(), cx.scope(), &cluster_name, &given)?
             .ok_or_else(|| ApiError::invalid(format!("Container instance {given} not found.")))?;
         let mut rec = v.value;
-        let arn = rec.instance.container_instance_arn.clone().unwrap_or_default();
-        let (running, pending) = super::tasks::counts_on_instance(cx.store(), cx.scope(), &cluster_name, &arn)?;
+        let arn = rec
+            .instance
+            .container_instance_arn
+            .clone()
+            .unwrap_or_default();
+        let (running, pending) =
+            super::tasks::counts_on_instance(cx.store(), cx.scope(), &cluster_name, &arn)?;
         if running + pending > 0 && req.force != Some(true) {
             return Err(ApiError::invalid(format!(
                 "Container instance {arn} still has {} tasks. Stop them first, or pass force to deregister anyway (the tasks keep running, unmanaged).",
@@ -412,7 +460,13 @@ pub async fn deregister(
         }
         rec.instance.status = Some("INACTIVE".into());
         rec.instance.version = Some(rec.instance.version.unwrap_or(0) + 1);
-        if db::commit(cx.store(), vec![db::unchanged(&key, v.mod_revision)], vec![db::put(&key, &rec)]).await? {
+        if db::commit(
+            cx.store(),
+            vec![db::unchanged(&key, v.mod_revision)],
+            vec![db::put(&key, &rec)],
+        )
+        .await?
+        {
             return Ok(DeregisterContainerInstanceResponse {
                 container_instance: Some(view(&cx, &rec, false)?),
             });

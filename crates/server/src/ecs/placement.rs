@@ -1,9 +1,16 @@
-//! Adapter between the server's records and the pure scheduler.
+//! Adapter between the server's records and the pure scheduler
+//! (`stevedore-scheduler`): builds its snapshot, asks for a plan, and turns
+//! the answer back into ECS failures.
 
 use super::instances::InstanceRecord;
+use super::tasks::task_id;
 use crate::db::Versioned;
+use crate::error::{ApiError, ApiResult};
 use crate::state::Cx;
-use stevedore_api::ecs::{Failure, Task};
+use std::collections::BTreeSet;
+use stevedore_api::ecs::{Failure, PlacementConstraint, PlacementStrategy, Task};
+use stevedore_model::taskdef::{parse_cpu, parse_memory};
+use stevedore_scheduler as sched;
 
 /// What one task needs from an instance.
 #[derive(Debug, Clone)]
@@ -15,6 +22,8 @@ pub struct Demand {
     /// Attribute names (or `name=value`) the instance must have.
     pub required_attributes: Vec<String>,
     pub group: String,
+    pub strategies: Vec<sched::Strategy>,
+    pub constraints: Vec<sched::Constraint>,
 }
 
 pub struct Plan {
@@ -23,82 +32,177 @@ pub struct Plan {
     pub failures: Vec<Failure>,
 }
 
+/// Parses the ECS placement parameters, with InvalidParameterException
+/// naming the problem.
+pub fn parse_placement(
+    strategies: &[PlacementStrategy],
+    constraints: &[PlacementConstraint],
+) -> ApiResult<(Vec<sched::Strategy>, Vec<sched::Constraint>)> {
+    if strategies.len() > sched::MAX_STRATEGIES {
+        return Err(ApiError::invalid(format!(
+            "At most {} placement strategies can be given.",
+            sched::MAX_STRATEGIES
+        )));
+    }
+    if constraints.len() > sched::MAX_CONSTRAINTS {
+        return Err(ApiError::invalid(format!(
+            "At most {} placement constraints can be given.",
+            sched::MAX_CONSTRAINTS
+        )));
+    }
+    let s = strategies
+        .iter()
+        .map(|p| {
+            let kind = p
+                .r#type
+                .as_ref()
+                .map(|t| t.as_str().to_string())
+                .unwrap_or_default();
+            sched::Strategy::parse(&kind, p.field.as_deref())
+                .map_err(|e| ApiError::invalid(format!("Invalid placement strategy: {e}")))
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let c = constraints
+        .iter()
+        .map(|p| {
+            let kind = p
+                .r#type
+                .as_ref()
+                .map(|t| t.as_str().to_string())
+                .unwrap_or_default();
+            sched::Constraint::parse(&kind, p.expression.as_deref())
+                .map_err(|e| ApiError::invalid(format!("Invalid placement constraint: {e}")))
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok((s, c))
+}
+
+fn attributes(rec: &InstanceRecord) -> std::collections::BTreeMap<String, Option<String>> {
+    rec.instance
+        .attributes
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|a| a.name.clone().map(|n| (n, a.value.clone())))
+        .collect()
+}
+
+/// The scheduler's view of one instance and the tasks on it.
+pub fn snapshot_instance(
+    cx: &Cx,
+    rec: &InstanceRecord,
+    tasks: &[Versioned<Task>],
+) -> sched::InstanceSnapshot {
+    let arn = rec
+        .instance
+        .container_instance_arn
+        .clone()
+        .unwrap_or_default();
+    let mut s = sched::InstanceSnapshot::new(
+        arn.clone(),
+        rec.registered_int("CPU"),
+        rec.registered_int("MEMORY"),
+    );
+    s.ec2_instance_id = rec.instance.ec2_instance_id.clone();
+    s.status = sched::InstanceStatus::parse(rec.instance.status.as_deref().unwrap_or(""))
+        .unwrap_or(sched::InstanceStatus::Inactive);
+    s.agent_connected = cx.state.heartbeats.connected(&arn);
+    s.agent_version = rec
+        .instance
+        .version_info
+        .as_ref()
+        .and_then(|v| v.agent_version.clone());
+    s.registered_at = rec
+        .instance
+        .registered_at
+        .map(|t| t.as_millis())
+        .unwrap_or(0);
+    s.registered.ports_tcp = rec.registered_ports("PORTS");
+    s.registered.ports_udp = rec.registered_ports("PORTS_UDP");
+    s.attributes = attributes(rec);
+    for t in tasks.iter().map(|v| &v.value) {
+        if t.container_instance_arn.as_deref() != Some(arn.as_str()) {
+            continue;
+        }
+        let alloc = rec.allocations.get(task_id(t));
+        s.running_tasks.push(sched::TaskSnapshot {
+            arn: t.task_arn.clone().unwrap_or_default(),
+            group: t.group.clone().unwrap_or_default(),
+            family: t
+                .task_definition_arn
+                .as_deref()
+                .and_then(|a| a.rsplit('/').next())
+                .and_then(|fr| fr.rsplit_once(':'))
+                .map(|(f, _)| f.to_string())
+                .unwrap_or_default(),
+            cpu: alloc
+                .map(|a| a.cpu)
+                .or_else(|| t.cpu.as_deref().and_then(parse_cpu).map(i64::from))
+                .unwrap_or(0),
+            memory: alloc
+                .map(|a| a.memory)
+                .or_else(|| t.memory.as_deref().and_then(parse_memory).map(i64::from))
+                .unwrap_or(0),
+            ports_tcp: alloc
+                .map(|a| a.ports_tcp.iter().copied().collect())
+                .unwrap_or_default(),
+            ports_udp: alloc
+                .map(|a| a.ports_udp.iter().copied().collect())
+                .unwrap_or_default(),
+            started_by: t.started_by.clone(),
+            desired_status: t.desired_status.clone().unwrap_or_default(),
+            last_status: t.last_status.clone().unwrap_or_default(),
+        });
+    }
+    s
+}
+
 pub fn plan(
     cx: &Cx,
     instances: &[&Versioned<InstanceRecord>],
-    _tasks: &[Versioned<Task>],
+    tasks: &[Versioned<Task>],
     d: &Demand,
     count: usize,
 ) -> Plan {
-    // First fit over a local copy of the ledgers; replaced by the scheduler crate.
-    let mut ledgers: Vec<InstanceRecord> = instances.iter().map(|i| i.value.clone()).collect();
-    let mut placements = Vec::new();
-    let mut reasons: Vec<(String, String)> = Vec::new();
-    for _ in 0..count {
-        let mut placed = false;
-        for rec in ledgers.iter_mut() {
-            let arn = rec.instance.container_instance_arn.clone().unwrap_or_default();
-            if !rec.is_active() {
-                continue;
-            }
-            let reason = if !cx.state.heartbeats.connected(&arn) {
-                Some("AGENT")
-            } else {
-                let used_cpu: i64 = rec.allocations.values().map(|a| a.cpu).sum();
-                let used_mem: i64 = rec.allocations.values().map(|a| a.memory).sum();
-                let mut tcp = rec.registered_ports("PORTS");
-                let mut udp = rec.registered_ports("PORTS_UDP");
-                for a in rec.allocations.values() {
-                    tcp.extend(a.ports_tcp.iter().copied());
-                    udp.extend(a.ports_udp.iter().copied());
-                }
-                if rec.registered_int("CPU") - used_cpu < d.cpu {
-                    Some("RESOURCE:CPU")
-                } else if rec.registered_int("MEMORY") - used_mem < d.memory {
-                    Some("RESOURCE:MEMORY")
-                } else if d.ports_tcp.iter().any(|p| tcp.contains(p)) {
-                    Some("RESOURCE:PORTS")
-                } else if d.ports_udp.iter().any(|p| udp.contains(p)) {
-                    Some("RESOURCE:PORTS_UDP")
-                } else {
-                    None
-                }
-            };
-            match reason {
-                Some(r) => reasons.push((arn, r.to_string())),
-                None => {
-                    rec.allocations.insert(
-                        format!("planned-{}", placements.len()),
-                        super::instances::Allocation {
-                            cpu: d.cpu,
-                            memory: d.memory,
-                            ports_tcp: d.ports_tcp.clone(),
-                            ports_udp: d.ports_udp.clone(),
-                        },
-                    );
-                    placements.push(arn);
-                    placed = true;
-                    break;
-                }
-            }
-        }
-        if !placed {
-            break;
-        }
-    }
-    let failures = if placements.len() < instances.len().max(1) && placements.len() < count {
-        let mut seen = std::collections::BTreeSet::new();
-        reasons
+    let snapshot = sched::ClusterSnapshot::new(
+        instances
+            .iter()
+            .map(|i| snapshot_instance(cx, &i.value, tasks))
+            .collect(),
+    );
+    let req = sched::TaskRequest {
+        cpu: d.cpu,
+        memory: d.memory,
+        ports_tcp: d.ports_tcp.iter().copied().collect::<BTreeSet<_>>(),
+        ports_udp: d.ports_udp.iter().copied().collect::<BTreeSet<_>>(),
+        group: d.group.clone(),
+        required_attributes: d.required_attributes.clone(),
+        count: count as u32,
+        strategies: if d.strategies.is_empty() {
+            sched::default_strategies()
+        } else {
+            d.strategies.clone()
+        },
+        constraints: d.constraints.clone(),
+        seed: rand::random(),
+    };
+    let p = sched::plan(&snapshot, &req);
+    Plan {
+        placements: p.placements,
+        failures: p
+            .failures
             .into_iter()
-            .filter(|(arn, _)| seen.insert(arn.clone()))
-            .map(|(arn, reason)| Failure {
-                arn: Some(arn),
-                reason: Some(reason),
+            .map(|f| Failure {
+                arn: f.arn,
+                reason: Some(f.reason),
                 detail: None,
             })
-            .collect()
-    } else {
-        Vec::new()
-    };
-    Plan { placements, failures }
+            .collect(),
+    }
+}
+
+/// For ListContainerInstances `filter`.
+pub fn parse_filter(expr: &str) -> ApiResult<sched::Expr> {
+    sched::parse_expression(expr)
+        .map_err(|e| ApiError::invalid(format!("Invalid filter expression: {e}")))
 }

@@ -48,7 +48,11 @@ pub(crate) fn counts_on_instance(
     Ok((running, pending))
 }
 
-pub(crate) fn tasks_in_cluster(store: &dyn Store, scope: &Scope, cluster: &str) -> ApiResult<Vec<Versioned<Task>>> {
+pub(crate) fn tasks_in_cluster(
+    store: &dyn Store,
+    scope: &Scope,
+    cluster: &str,
+) -> ApiResult<Vec<Versioned<Task>>> {
     let prefix = keys::cluster_children_prefix(scope, cluster, keys::KIND_TASK);
     let page = db::page(store, &prefix, None, usize::MAX, false, |_| Ok(true))?;
     page.kvs
@@ -62,7 +66,12 @@ pub(crate) fn tasks_in_cluster(store: &dyn Store, scope: &Scope, cluster: &str) 
         .collect()
 }
 
-fn load_task(store: &dyn Store, scope: &Scope, cluster: &str, given: &str) -> ApiResult<Option<(String, Versioned<Task>)>> {
+fn load_task(
+    store: &dyn Store,
+    scope: &Scope,
+    cluster: &str,
+    given: &str,
+) -> ApiResult<Option<(String, Versioned<Task>)>> {
     let Some(id) = child_id(scope, "task", cluster, given) else {
         return Ok(None);
     };
@@ -89,6 +98,8 @@ struct Launch {
     started_by: Option<String>,
     tags: Vec<Tag>,
     network: Option<NetworkConfiguration>,
+    strategies: Vec<stevedore_scheduler::Strategy>,
+    constraints: Vec<stevedore_scheduler::Constraint>,
 }
 
 fn network_mode(td: &TaskDefinition) -> NetworkMode {
@@ -115,10 +126,19 @@ fn check_overrides(td: &TaskDefinition, o: &TaskOverride) -> ApiResult<()> {
                 "environmentFiles (S3) cannot be fetched by Stevedore; use environment instead.",
             ));
         }
-        if co.resource_requirements.as_ref().is_some_and(|v| !v.is_empty()) {
-            return Err(ApiError::unsupported("resourceRequirements (GPUs) are not supported yet."));
+        if co
+            .resource_requirements
+            .as_ref()
+            .is_some_and(|v| !v.is_empty())
+        {
+            return Err(ApiError::unsupported(
+                "resourceRequirements (GPUs) are not supported yet.",
+            ));
         }
-        for (f, v) in [("memory", co.memory), ("memoryReservation", co.memory_reservation)] {
+        for (f, v) in [
+            ("memory", co.memory),
+            ("memoryReservation", co.memory_reservation),
+        ] {
             if v.is_some_and(|m| m < 6) {
                 return Err(ApiError::invalid(format!(
                     "overrides for container '{n}': {f} must be at least 6 MiB."
@@ -132,23 +152,36 @@ fn check_overrides(td: &TaskDefinition, o: &TaskOverride) -> ApiResult<()> {
         }
     }
     if let Some(c) = &o.cpu {
-        parse_cpu(c).ok_or_else(|| ApiError::invalid(format!("overrides.cpu '{c}' is not a CPU value.")))?;
+        parse_cpu(c)
+            .ok_or_else(|| ApiError::invalid(format!("overrides.cpu '{c}' is not a CPU value.")))?;
     }
     if let Some(m) = &o.memory {
-        parse_memory(m).ok_or_else(|| ApiError::invalid(format!("overrides.memory '{m}' is not a memory value.")))?;
+        parse_memory(m).ok_or_else(|| {
+            ApiError::invalid(format!("overrides.memory '{m}' is not a memory value."))
+        })?;
     }
-    if o.inference_accelerator_overrides.as_ref().is_some_and(|v| !v.is_empty()) {
-        return Err(ApiError::unsupported("inferenceAcceleratorOverrides are not supported."));
+    if o.inference_accelerator_overrides
+        .as_ref()
+        .is_some_and(|v| !v.is_empty())
+    {
+        return Err(ApiError::unsupported(
+            "inferenceAcceleratorOverrides are not supported.",
+        ));
     }
     if o.ephemeral_storage.is_some() {
-        return Err(ApiError::unsupported("overrides.ephemeralStorage is not supported yet."));
+        return Err(ApiError::unsupported(
+            "overrides.ephemeralStorage is not supported yet.",
+        ));
     }
     Ok(())
 }
 
 fn check_network(td: &TaskDefinition, net: &Option<NetworkConfiguration>) -> ApiResult<()> {
     let awsvpc = network_mode(td) == NetworkMode::Awsvpc;
-    match (awsvpc, net.as_ref().and_then(|n| n.awsvpc_configuration.as_ref())) {
+    match (
+        awsvpc,
+        net.as_ref().and_then(|n| n.awsvpc_configuration.as_ref()),
+    ) {
         (true, None) => Err(ApiError::invalid(
             "Network Configuration must be provided when networkMode 'awsvpc' is specified.",
         )),
@@ -214,7 +247,11 @@ fn resolve_launch_type(
 fn pick_provider(s: &[CapacityProviderStrategyItem]) -> Option<&str> {
     s.iter()
         .find(|i| i.base.unwrap_or(0) > 0)
-        .or_else(|| s.iter().filter(|i| i.weight.unwrap_or(0) > 0).max_by_key(|i| i.weight.unwrap_or(0)))
+        .or_else(|| {
+            s.iter()
+                .filter(|i| i.weight.unwrap_or(0) > 0)
+                .max_by_key(|i| i.weight.unwrap_or(0))
+        })
         .or_else(|| s.first())
         .and_then(|i| i.capacity_provider.as_deref())
 }
@@ -235,6 +272,7 @@ fn prepare(
     network: Option<&NetworkConfiguration>,
     enable_execute_command: Option<bool>,
     volume_configurations: bool,
+    placement: (&[PlacementStrategy], &[PlacementConstraint]),
 ) -> ApiResult<Launch> {
     let cluster = load_active(cx, cluster_ref)?.value;
     if enable_execute_command == Some(true) {
@@ -243,11 +281,16 @@ fn prepare(
         ));
     }
     if volume_configurations {
-        return Err(ApiError::unsupported("volumeConfigurations (EBS) are not supported."));
+        return Err(ApiError::unsupported(
+            "volumeConfigurations (EBS) are not supported.",
+        ));
     }
     let (_, td_rec) = resolve(cx.store(), cx.scope(), task_definition)?
         .ok_or_else(|| ApiError::client("Unable to find task definition."))?;
-    let TaskDefRecord { definition: td, tags: td_tags } = td_rec.value;
+    let TaskDefRecord {
+        definition: td,
+        tags: td_tags,
+    } = td_rec.value;
     if td.status != Some(TaskDefinitionStatus::Active) {
         return Err(ApiError::client(format!(
             "TaskDefinition {} is inactive and cannot be used to start tasks.",
@@ -258,7 +301,12 @@ fn prepare(
         return Err(ApiError::unsupported(why));
     }
     let (launch_type, capacity_provider) = resolve_launch_type(&cluster, launch_type, strategy)?;
-    let compatible = td.compatibilities.as_deref().unwrap_or_default().iter().any(|c| c.as_str() == launch_type.as_str());
+    let compatible = td
+        .compatibilities
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .any(|c| c.as_str() == launch_type.as_str());
     if !compatible {
         return Err(ApiError::invalid(format!(
             "Task definition does not support launch_type {}.",
@@ -271,7 +319,9 @@ fn prepare(
     check_overrides(&td, &overrides)?;
     if let Some(s) = started_by {
         if s.len() > 128 {
-            return Err(ApiError::invalid("startedBy must be at most 128 characters."));
+            return Err(ApiError::invalid(
+                "startedBy must be at most 128 characters.",
+            ));
         }
     }
     let mut tags = tag_rules::validate(tags)?;
@@ -299,6 +349,24 @@ fn prepare(
     if tags.len() > tag_rules::MAX_TAGS {
         return Err(ApiError::invalid("A task can have at most 50 tags."));
     }
+    // Constraints of the task definition apply to every launch of it.
+    let td_constraints: Vec<PlacementConstraint> = td
+        .placement_constraints
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(|c| PlacementConstraint {
+            r#type: c
+                .r#type
+                .as_ref()
+                .map(|t| PlacementConstraintType::from(t.as_str())),
+            expression: c.expression.clone(),
+        })
+        .collect();
+    let mut all_constraints = placement.1.to_vec();
+    all_constraints.extend(td_constraints);
+    let (strategies, constraints) =
+        super::placement::parse_placement(placement.0, &all_constraints)?;
     let family = td.family.clone().unwrap_or_default();
     Ok(Launch {
         cluster,
@@ -306,10 +374,14 @@ fn prepare(
         launch_type,
         capacity_provider,
         overrides,
-        group: group.map(String::from).unwrap_or_else(|| format!("family:{family}")),
+        group: group
+            .map(String::from)
+            .unwrap_or_else(|| format!("family:{family}")),
         started_by: started_by.map(String::from),
         tags,
         network,
+        strategies,
+        constraints,
     })
 }
 
@@ -324,8 +396,18 @@ fn demand(l: &Launch) -> Demand {
             .iter()
             .find(|o| o.name.as_deref() == Some(name))
     };
-    let task_cpu = l.overrides.cpu.as_deref().or(l.td.cpu.as_deref()).and_then(parse_cpu);
-    let task_mem = l.overrides.memory.as_deref().or(l.td.memory.as_deref()).and_then(parse_memory);
+    let task_cpu = l
+        .overrides
+        .cpu
+        .as_deref()
+        .or(l.td.cpu.as_deref())
+        .and_then(parse_cpu);
+    let task_mem = l
+        .overrides
+        .memory
+        .as_deref()
+        .or(l.td.memory.as_deref())
+        .and_then(parse_memory);
     let cpu = match task_cpu {
         Some(c) => c as i64,
         None => containers
@@ -342,7 +424,9 @@ fn demand(l: &Launch) -> Demand {
             .iter()
             .map(|c| {
                 let o = over(c.name.as_deref().unwrap_or(""));
-                let reservation = o.and_then(|o| o.memory_reservation).or(c.memory_reservation);
+                let reservation = o
+                    .and_then(|o| o.memory_reservation)
+                    .or(c.memory_reservation);
                 let hard = o.and_then(|o| o.memory).or(c.memory);
                 reservation.or(hard).unwrap_or(0).max(0) as i64
             })
@@ -367,14 +451,13 @@ fn demand(l: &Launch) -> Demand {
             }
         }
     }
-    let mut required: Vec<String> = l
-        .td
-        .requires_attributes
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|a| a.name.clone())
-        .collect();
+    let mut required: Vec<String> =
+        l.td.requires_attributes
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|a| a.name.clone())
+            .collect();
     if let Some(rp) = &l.td.runtime_platform {
         if let Some(arch) = &rp.cpu_architecture {
             required.push(format!(
@@ -393,6 +476,8 @@ fn demand(l: &Launch) -> Demand {
         ports_udp: udp,
         required_attributes: required,
         group: l.group.clone(),
+        strategies: l.strategies.clone(),
+        constraints: l.constraints.clone(),
     }
 }
 
@@ -402,43 +487,49 @@ fn new_task(cx: &Cx, l: &Launch, instance_arn: &str, d: &Demand) -> Task {
     let cluster_name = l.cluster.cluster_name.clone().unwrap_or_default();
     let id = uuid::Uuid::new_v4().simple().to_string();
     let task_arn = scope.task_arn(&cluster_name, &id);
-    let containers = l
-        .td
-        .container_definitions
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .map(|c| {
-            let name = c.name.clone().unwrap_or_default();
-            let o = l
-                .overrides
-                .container_overrides
-                .as_deref()
-                .unwrap_or_default()
-                .iter()
-                .find(|o| o.name.as_deref() == Some(name.as_str()));
-            Container {
-                container_arn: Some(scope.container_arn(&cluster_name, &id, &uuid::Uuid::new_v4().to_string())),
-                task_arn: Some(task_arn.clone()),
-                name: Some(name),
-                image: c.image.clone(),
-                last_status: Some("PENDING".into()),
-                network_interfaces: Some(Vec::new()),
-                network_bindings: Some(Vec::new()),
-                cpu: Some(o.and_then(|o| o.cpu).or(c.cpu).unwrap_or(0).to_string()),
-                memory: o.and_then(|o| o.memory).or(c.memory).map(|m| m.to_string()),
-                memory_reservation: o
-                    .and_then(|o| o.memory_reservation)
-                    .or(c.memory_reservation)
-                    .map(|m| m.to_string()),
-                health_status: Some(HealthStatus::UnknownValue),
-                ..Default::default()
-            }
-        })
-        .collect();
+    let containers =
+        l.td.container_definitions
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|c| {
+                let name = c.name.clone().unwrap_or_default();
+                let o = l
+                    .overrides
+                    .container_overrides
+                    .as_deref()
+                    .unwrap_or_default()
+                    .iter()
+                    .find(|o| o.name.as_deref() == Some(name.as_str()));
+                Container {
+                    container_arn: Some(scope.container_arn(
+                        &cluster_name,
+                        &id,
+                        &uuid::Uuid::new_v4().to_string(),
+                    )),
+                    task_arn: Some(task_arn.clone()),
+                    name: Some(name),
+                    image: c.image.clone(),
+                    last_status: Some("PENDING".into()),
+                    network_interfaces: Some(Vec::new()),
+                    network_bindings: Some(Vec::new()),
+                    cpu: Some(o.and_then(|o| o.cpu).or(c.cpu).unwrap_or(0).to_string()),
+                    memory: o.and_then(|o| o.memory).or(c.memory).map(|m| m.to_string()),
+                    memory_reservation: o
+                        .and_then(|o| o.memory_reservation)
+                        .or(c.memory_reservation)
+                        .map(|m| m.to_string()),
+                    health_status: Some(HealthStatus::UnknownValue),
+                    ..Default::default()
+                }
+            })
+            .collect();
     let awsvpc = network_mode(&l.td) == NetworkMode::Awsvpc;
     let attachments = if awsvpc {
-        let cfg = l.network.as_ref().and_then(|n| n.awsvpc_configuration.as_ref());
+        let cfg = l
+            .network
+            .as_ref()
+            .and_then(|n| n.awsvpc_configuration.as_ref());
         let mut details = Vec::new();
         if let Some(subnet) = cfg.and_then(|c| c.subnets.as_ref()).and_then(|s| s.first()) {
             details.push(KeyValuePair {
@@ -519,14 +610,18 @@ async fn launch(
         }
         let instances = all_instances(cx.store(), &scope, &cluster_name)?;
         if only.is_none() && !instances.iter().any(|i| i.value.is_active()) {
-            return Err(ApiError::invalid("No Container Instances were found in your cluster."));
+            return Err(ApiError::invalid(
+                "No Container Instances were found in your cluster.",
+            ));
         }
         let tasks_now = tasks_in_cluster(cx.store(), &scope, &cluster_name)?;
         let candidates: Vec<&Versioned<InstanceRecord>> = instances
             .iter()
             .filter(|i| {
                 only.is_none_or(|o| {
-                    o.iter().any(|g| i.value.instance.container_instance_arn.as_deref() == Some(g.as_str()))
+                    o.iter().any(|g| {
+                        i.value.instance.container_instance_arn.as_deref() == Some(g.as_str())
+                    })
                 })
             })
             .collect();
@@ -534,9 +629,13 @@ async fn launch(
         let mut compares = Vec::new();
         let mut ops = Vec::new();
         let mut tasks = Vec::new();
-        let mut touched: std::collections::BTreeMap<String, (InstanceRecord, i64)> = Default::default();
+        let mut touched: std::collections::BTreeMap<String, (InstanceRecord, i64)> =
+            Default::default();
         for arn in &plan.placements {
-            let Some(inst) = candidates.iter().find(|i| i.value.instance.container_instance_arn.as_deref() == Some(arn.as_str())) else {
+            let Some(inst) = candidates
+                .iter()
+                .find(|i| i.value.instance.container_instance_arn.as_deref() == Some(arn.as_str()))
+            else {
                 continue;
             };
             let entry = touched
@@ -552,7 +651,10 @@ async fn launch(
                     ports_udp: d.ports_udp.clone(),
                 },
             );
-            ops.push(db::put(keys::task(&scope, &cluster_name, task_id(&task)), &task));
+            ops.push(db::put(
+                keys::task(&scope, &cluster_name, task_id(&task)),
+                &task,
+            ));
             tasks.push(task);
         }
         for (rec, rev) in touched.values() {
@@ -580,18 +682,15 @@ async fn launch(
 pub async fn run_task(cx: Cx, req: RunTaskRequest) -> ApiResult<RunTaskResponse> {
     let count = req.count.unwrap_or(1);
     if !(1..=10).contains(&count) {
-        return Err(ApiError::invalid(format!("count must be between 1 and 10; it was {count}.")));
-    }
-    if req.placement_constraints.as_ref().is_some_and(|v| !v.is_empty())
-        || req.placement_strategy.as_ref().is_some_and(|v| !v.is_empty())
-    {
-        return Err(ApiError::unsupported(
-            "placementConstraints and placementStrategy are not supported yet.",
-        ));
+        return Err(ApiError::invalid(format!(
+            "count must be between 1 and 10; it was {count}."
+        )));
     }
     if let Some(r) = &req.reference_id {
         if r.len() > 64 {
-            return Err(ApiError::invalid("referenceId must be at most 64 characters."));
+            return Err(ApiError::invalid(
+                "referenceId must be at most 64 characters.",
+            ));
         }
     }
     let l = prepare(
@@ -608,9 +707,16 @@ pub async fn run_task(cx: Cx, req: RunTaskRequest) -> ApiResult<RunTaskResponse>
         req.propagate_tags.as_ref(),
         req.network_configuration.as_ref(),
         req.enable_execute_command,
-        req.volume_configurations.as_ref().is_some_and(|v| !v.is_empty()),
+        req.volume_configurations
+            .as_ref()
+            .is_some_and(|v| !v.is_empty()),
+        (
+            req.placement_strategy.as_deref().unwrap_or_default(),
+            req.placement_constraints.as_deref().unwrap_or_default(),
+        ),
     )?;
-    let (tasks, failures) = launch(&cx, &l, count as usize, None, req.client_token.as_deref()).await?;
+    let (tasks, failures) =
+        launch(&cx, &l, count as usize, None, req.client_token.as_deref()).await?;
     Ok(RunTaskResponse {
         tasks: Some(tasks.iter().map(|t| view(t, true)).collect()),
         failures: Some(failures),
@@ -620,7 +726,9 @@ pub async fn run_task(cx: Cx, req: RunTaskRequest) -> ApiResult<RunTaskResponse>
 pub async fn start_task(cx: Cx, req: StartTaskRequest) -> ApiResult<StartTaskResponse> {
     let given = req.container_instances.clone().unwrap_or_default();
     if given.is_empty() || given.len() > 10 {
-        return Err(ApiError::invalid("containerInstances must name 1 to 10 container instances."));
+        return Err(ApiError::invalid(
+            "containerInstances must name 1 to 10 container instances.",
+        ));
     }
     let l = prepare(
         &cx,
@@ -636,14 +744,23 @@ pub async fn start_task(cx: Cx, req: StartTaskRequest) -> ApiResult<StartTaskRes
         req.propagate_tags.as_ref(),
         req.network_configuration.as_ref(),
         req.enable_execute_command,
-        req.volume_configurations.as_ref().is_some_and(|v| !v.is_empty()),
+        req.volume_configurations
+            .as_ref()
+            .is_some_and(|v| !v.is_empty()),
+        (&[], &[]),
     )?;
     let cluster_name = l.cluster.cluster_name.clone().unwrap_or_default();
     let mut arns = Vec::new();
     let mut failures = Vec::new();
     for g in &given {
         match load_instance(cx.store(), cx.scope(), &cluster_name, g)? {
-            Some((_, v)) => arns.push(v.value.instance.container_instance_arn.clone().unwrap_or_default()),
+            Some((_, v)) => arns.push(
+                v.value
+                    .instance
+                    .container_instance_arn
+                    .clone()
+                    .unwrap_or_default(),
+            ),
             None => failures.push(Failure {
                 arn: Some(g.clone()),
                 reason: Some("MISSING".into()),
@@ -674,19 +791,35 @@ pub async fn stop_task(cx: Cx, req: StopTaskRequest) -> ApiResult<StopTaskRespon
         }
     }
     for _ in 0..db::MAX_CAS_RETRIES {
-        let (key, v) = load_task(cx.store(), cx.scope(), &cluster_name, &given)?
-            .ok_or_else(|| ApiError::invalid(format!("The referenced task was not found: {given}")))?;
+        let (key, v) =
+            load_task(cx.store(), cx.scope(), &cluster_name, &given)?.ok_or_else(|| {
+                ApiError::invalid(format!("The referenced task was not found: {given}"))
+            })?;
         let mut t = v.value;
         if t.desired_status.as_deref() == Some("STOPPED") {
-            return Ok(StopTaskResponse { task: Some(view(&t, false)) });
+            return Ok(StopTaskResponse {
+                task: Some(view(&t, false)),
+            });
         }
         t.desired_status = Some("STOPPED".into());
-        t.stopped_reason = Some(req.reason.clone().unwrap_or_else(|| "Task stopped by user".into()));
+        t.stopped_reason = Some(
+            req.reason
+                .clone()
+                .unwrap_or_else(|| "Task stopped by user".into()),
+        );
         t.stop_code = Some(TaskStopCode::UserInitiated);
         t.stopping_at = Some(cx.now);
         t.version = Some(t.version.unwrap_or(0) + 1);
-        if db::commit(cx.store(), vec![db::unchanged(&key, v.mod_revision)], vec![db::put(&key, &t)]).await? {
-            return Ok(StopTaskResponse { task: Some(view(&t, false)) });
+        if db::commit(
+            cx.store(),
+            vec![db::unchanged(&key, v.mod_revision)],
+            vec![db::put(&key, &t)],
+        )
+        .await?
+        {
+            return Ok(StopTaskResponse {
+                task: Some(view(&t, false)),
+            });
         }
     }
     Err(db::contention())
@@ -701,14 +834,22 @@ pub async fn describe_tasks(cx: Cx, req: DescribeTasksRequest) -> ApiResult<Desc
     if given.len() > 100 {
         return Err(ApiError::invalid("tasks can name at most 100 tasks."));
     }
-    let with_tags = req.include.as_deref().unwrap_or_default().contains(&TaskField::Tags);
+    let with_tags = req
+        .include
+        .as_deref()
+        .unwrap_or_default()
+        .contains(&TaskField::Tags);
     let mut tasks = Vec::new();
     let mut failures = Vec::new();
     for g in &given {
         match load_task(cx.store(), cx.scope(), &cluster_name, g)? {
             Some((_, v)) => tasks.push(view(&v.value, with_tags)),
             None => failures.push(Failure {
-                arn: Some(if g.starts_with("arn:") { g.clone() } else { cx.scope().task_arn(&cluster_name, g) }),
+                arn: Some(if g.starts_with("arn:") {
+                    g.clone()
+                } else {
+                    cx.scope().task_arn(&cluster_name, g)
+                }),
                 reason: Some("MISSING".into()),
                 detail: None,
             }),
@@ -725,7 +866,9 @@ pub async fn list_tasks(cx: Cx, req: ListTasksRequest) -> ApiResult<ListTasksRes
     let cluster_name = cluster.cluster_name.clone().unwrap_or_default();
     let limit = db::max_results(req.max_results, 100, 100)?;
     if req.daemon_name.is_some() {
-        return Err(ApiError::unsupported("daemonName: daemons are not supported."));
+        return Err(ApiError::unsupported(
+            "daemonName: daemons are not supported.",
+        ));
     }
     if let Some(s) = &req.service_name {
         return Err(ApiError::new(
@@ -741,27 +884,46 @@ pub async fn list_tasks(cx: Cx, req: ListTasksRequest) -> ApiResult<ListTasksRes
                 .ok_or_else(|| ApiError::invalid(format!("Container instance {g} not found.")))?,
         ),
     };
-    let desired = req.desired_status.as_ref().map(|d| d.as_str().to_string()).unwrap_or_else(|| "RUNNING".into());
+    let desired = req
+        .desired_status
+        .as_ref()
+        .map(|d| d.as_str().to_string())
+        .unwrap_or_else(|| "RUNNING".into());
     let family = req.family.clone();
     let prefix = keys::cluster_children_prefix(cx.scope(), &cluster_name, keys::KIND_TASK);
-    let page = db::page(cx.store(), &prefix, req.next_token.as_deref(), limit, false, |kv| {
-        let t: Task = db::decode(kv)?;
-        // ECS lists PENDING-desired tasks under RUNNING too.
-        let d = t.desired_status.as_deref().unwrap_or("");
-        let desired_ok = d == desired || (desired == "RUNNING" && d == "PENDING");
-        let family_ok = family.as_deref().is_none_or(|f| {
-            t.task_definition_arn
-                .as_deref()
-                .and_then(|a| a.rsplit('/').next())
-                .and_then(|fr| fr.rsplit_once(':'))
-                .is_some_and(|(fam, _)| fam == f)
-        });
-        Ok(desired_ok
-            && family_ok
-            && instance_arn.as_deref().is_none_or(|i| t.container_instance_arn.as_deref() == Some(i))
-            && req.started_by.as_deref().is_none_or(|s| t.started_by.as_deref() == Some(s))
-            && req.launch_type.as_ref().is_none_or(|lt| t.launch_type.as_ref() == Some(lt)))
-    })?;
+    let page = db::page(
+        cx.store(),
+        &prefix,
+        req.next_token.as_deref(),
+        limit,
+        false,
+        |kv| {
+            let t: Task = db::decode(kv)?;
+            // ECS lists PENDING-desired tasks under RUNNING too.
+            let d = t.desired_status.as_deref().unwrap_or("");
+            let desired_ok = d == desired || (desired == "RUNNING" && d == "PENDING");
+            let family_ok = family.as_deref().is_none_or(|f| {
+                t.task_definition_arn
+                    .as_deref()
+                    .and_then(|a| a.rsplit('/').next())
+                    .and_then(|fr| fr.rsplit_once(':'))
+                    .is_some_and(|(fam, _)| fam == f)
+            });
+            Ok(desired_ok
+                && family_ok
+                && instance_arn
+                    .as_deref()
+                    .is_none_or(|i| t.container_instance_arn.as_deref() == Some(i))
+                && req
+                    .started_by
+                    .as_deref()
+                    .is_none_or(|s| t.started_by.as_deref() == Some(s))
+                && req
+                    .launch_type
+                    .as_ref()
+                    .is_none_or(|lt| t.launch_type.as_ref() == Some(lt)))
+        },
+    )?;
     let mut arns = Vec::new();
     for kv in &page.kvs {
         let t: Task = db::decode(kv)?;

@@ -1,0 +1,353 @@
+//! The planner: `(ClusterSnapshot, TaskRequest) -> Plan`.
+
+use std::collections::BTreeMap;
+
+use crate::request::{
+    default_strategies, BinpackField, Constraint, SpreadField, Strategy, TaskRequest,
+};
+use crate::snapshot::{ClusterSnapshot, InstanceSnapshot, InstanceStatus, Resources};
+
+/// ECS failure reasons, verbatim.
+pub mod reason {
+    /// The instance's agent is disconnected.
+    pub const AGENT: &str = "AGENT";
+    /// The instance lacks an attribute from `requiresAttributes`.
+    pub const ATTRIBUTE: &str = "ATTRIBUTE";
+    pub const RESOURCE_CPU: &str = "RESOURCE:CPU";
+    pub const RESOURCE_MEMORY: &str = "RESOURCE:MEMORY";
+    /// A static TCP host port is taken (or the instance would exceed
+    /// [`super::MAX_RESERVED_PORTS`]).
+    pub const RESOURCE_PORTS: &str = "RESOURCE:PORTS";
+    /// Same for UDP. ECS documents `RESOURCE:*` with the resource's name, and
+    /// the UDP port resource is named `PORTS_UDP`.
+    pub const RESOURCE_PORTS_UDP: &str = "RESOURCE:PORTS_UDP";
+    pub const MEMBER_OF: &str = "MemberOf placement constraint unsatisfied.";
+    pub const DISTINCT_INSTANCE: &str = "DistinctInstance placement constraint unsatisfied.";
+    /// The cluster has no ACTIVE container instance. RunTask raises this as
+    /// `InvalidParameterException`; a service emits
+    /// `... was unable to place a task because no container instance met all
+    /// of its requirements. Reason: No Container Instances were found in your
+    /// cluster.`
+    pub const NO_CONTAINER_INSTANCES: &str = "No Container Instances were found in your cluster.";
+    /// [`super::verify_plan`]: the instance no longer exists.
+    pub const MISSING: &str = "MISSING";
+}
+
+/// ECS limit on reserved host ports per instance and protocol, counting the
+/// ones reserved at registration. Dynamic ports do not count.
+pub const MAX_RESERVED_PORTS: usize = 100;
+
+/// Why a task could not be placed on an instance (`Failure` in RunTask).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The container instance, or `None` for cluster-wide failures.
+    pub arn: Option<String>,
+    pub reason: String,
+}
+
+/// The outcome of [`plan()`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Instance ARN for each placed task, in placement order. Shorter than
+    /// `count` when not every task fits.
+    pub placements: Vec<String>,
+    /// Empty when every task was placed. Otherwise one entry per ACTIVE
+    /// instance, in snapshot order, with the first reason it rejected the
+    /// first task that could not be placed; or a single
+    /// [`reason::NO_CONTAINER_INSTANCES`] entry without ARN.
+    pub failures: Vec<Failure>,
+}
+
+/// A placement that no longer holds at commit time (see [`verify_plan`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    /// Index into the plan's placements.
+    pub index: usize,
+    pub instance_arn: String,
+    /// An ECS failure reason, the instance's status (`DRAINING`, ...) or
+    /// [`reason::MISSING`].
+    pub reason: String,
+}
+
+/// Places `req.count` tasks on `snapshot`, one at a time.
+///
+/// For each task: keep the ACTIVE instances that pass every check (agent
+/// connected, required attributes, CPU, memory, TCP ports, UDP ports, then
+/// the constraints in request order), rank them by the strategies
+/// lexicographically (the first strategy decides, later ones break its ties,
+/// the instance ARN breaks what is left), take the best and charge the task
+/// to it, so the next task sees what is left. Planning stops at the first
+/// task that fits nowhere: the request is uniform and resources only shrink,
+/// so no later task could fit either.
+pub fn plan(snapshot: &ClusterSnapshot, req: &TaskRequest) -> Plan {
+    let mut out = Plan::default();
+    if req.count == 0 {
+        return out;
+    }
+    let mut state = State::new(snapshot, req);
+    let active: Vec<usize> = (0..state.slots.len())
+        .filter(|i| state.slots[*i].inst.status == InstanceStatus::Active)
+        .collect();
+    if active.is_empty() {
+        out.failures.push(Failure {
+            arn: None,
+            reason: reason::NO_CONTAINER_INSTANCES.to_string(),
+        });
+        return out;
+    }
+    let default;
+    let strategies: &[Strategy] = if req.strategies.is_empty() {
+        default = default_strategies();
+        &default
+    } else {
+        &req.strategies
+    };
+    let uses_random = strategies.contains(&Strategy::Random);
+    let mut rng = SplitMix64(req.seed);
+
+    for _ in 0..req.count {
+        let mut best: Option<(Vec<i128>, usize)> = None;
+        let mut rejections = Vec::new();
+        for &i in &active {
+            match state.check(i) {
+                Err(r) => rejections.push((i, r)),
+                Ok(()) => {
+                    let key = state.rank_key(i, strategies, uses_random.then_some(&mut rng));
+                    let better = match &best {
+                        None => true,
+                        Some((bk, bi)) => {
+                            (&key, &state.slots[i].inst.arn) < (bk, &state.slots[*bi].inst.arn)
+                        }
+                    };
+                    if better {
+                        best = Some((key, i));
+                    }
+                }
+            }
+        }
+        match best {
+            Some((_, i)) => {
+                state.charge(i);
+                out.placements.push(state.slots[i].inst.arn.clone());
+            }
+            None => {
+                out.failures = rejections
+                    .into_iter()
+                    .map(|(i, r)| Failure {
+                        arn: Some(state.slots[i].inst.arn.clone()),
+                        reason: r.to_string(),
+                    })
+                    .collect();
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Re-checks `placements` (a plan for `req`, possibly computed from an
+/// older snapshot) against `current`, in order, charging each placement
+/// before checking the next. The applier calls this at commit time, inside
+/// the same transaction that writes the tasks; on `Err` it discards the
+/// plan and plans again from a fresh snapshot.
+///
+/// Strategies are not re-checked (they are best effort); everything binding
+/// is: the instance exists and is ACTIVE, the agent is connected, required
+/// attributes, CPU, memory, ports, and the constraints.
+pub fn verify_plan(
+    current: &ClusterSnapshot,
+    req: &TaskRequest,
+    placements: &[String],
+) -> Result<(), Conflict> {
+    let mut state = State::new(current, req);
+    for (index, arn) in placements.iter().enumerate() {
+        let conflict = |reason: &str| Conflict {
+            index,
+            instance_arn: arn.clone(),
+            reason: reason.to_string(),
+        };
+        let Some(i) = state.slots.iter().position(|s| &s.inst.arn == arn) else {
+            return Err(conflict(reason::MISSING));
+        };
+        let status = state.slots[i].inst.status;
+        if status != InstanceStatus::Active {
+            return Err(conflict(status.as_str()));
+        }
+        state.check(i).map_err(conflict)?;
+        state.charge(i);
+    }
+    Ok(())
+}
+
+/// Per-instance working state.
+struct Slot<'a> {
+    inst: &'a InstanceSnapshot,
+    remaining: Resources,
+    /// Live tasks of the request's group already on the instance.
+    group_tasks: i64,
+    /// Tasks this plan has put on the instance.
+    planned: usize,
+}
+
+struct State<'a> {
+    req: &'a TaskRequest,
+    slots: Vec<Slot<'a>>,
+    /// For each `spread(attribute:<name>)`: tasks of the request's group per
+    /// attribute value, over the whole cluster. Instances without the
+    /// attribute (or with no value) share the `None` bucket.
+    spread: BTreeMap<&'a str, BTreeMap<Option<&'a str>, i64>>,
+}
+
+impl<'a> State<'a> {
+    fn new(snapshot: &'a ClusterSnapshot, req: &'a TaskRequest) -> State<'a> {
+        let slots: Vec<Slot<'a>> = snapshot
+            .instances
+            .iter()
+            .map(|inst| Slot {
+                inst,
+                remaining: inst.remaining(),
+                group_tasks: inst.live_tasks().filter(|t| t.group == req.group).count() as i64,
+                planned: 0,
+            })
+            .collect();
+        let mut spread: BTreeMap<&'a str, BTreeMap<Option<&'a str>, i64>> = BTreeMap::new();
+        let strategies = if req.strategies.is_empty() {
+            None
+        } else {
+            Some(&req.strategies)
+        };
+        let attribute_names: Vec<&'a str> = match strategies {
+            Some(s) => s
+                .iter()
+                .filter_map(|s| match s {
+                    Strategy::Spread(SpreadField::Attribute(name)) => Some(name.as_str()),
+                    _ => None,
+                })
+                .collect(),
+            None => vec![DEFAULT_SPREAD_ATTRIBUTE],
+        };
+        for name in attribute_names {
+            let counts = spread.entry(name).or_default();
+            for slot in &slots {
+                *counts.entry(attribute_value(slot.inst, name)).or_default() += slot.group_tasks;
+            }
+        }
+        State { req, slots, spread }
+    }
+
+    /// The first reason instance `i` cannot take one more task.
+    fn check(&self, i: usize) -> Result<(), &'static str> {
+        let slot = &self.slots[i];
+        let (inst, req, rem) = (slot.inst, self.req, &slot.remaining);
+        if !inst.agent_connected {
+            return Err(reason::AGENT);
+        }
+        if req
+            .required_attributes
+            .iter()
+            .any(|a| inst.attribute(a).is_none())
+        {
+            return Err(reason::ATTRIBUTE);
+        }
+        if req.cpu > 0 && rem.cpu < req.cpu {
+            return Err(reason::RESOURCE_CPU);
+        }
+        if req.memory > 0 && rem.memory < req.memory {
+            return Err(reason::RESOURCE_MEMORY);
+        }
+        let ports_clash = |want: &std::collections::BTreeSet<u16>,
+                           have: &std::collections::BTreeSet<u16>| {
+            !want.is_empty()
+                && (want.iter().any(|p| have.contains(p))
+                    || have.len() + want.len() > MAX_RESERVED_PORTS)
+        };
+        if ports_clash(&req.ports_tcp, &rem.ports_tcp) {
+            return Err(reason::RESOURCE_PORTS);
+        }
+        if ports_clash(&req.ports_udp, &rem.ports_udp) {
+            return Err(reason::RESOURCE_PORTS_UDP);
+        }
+        for c in &req.constraints {
+            match c {
+                Constraint::DistinctInstance => {
+                    if slot.group_tasks > 0 || slot.planned > 0 {
+                        return Err(reason::DISTINCT_INSTANCE);
+                    }
+                }
+                Constraint::MemberOf(expr) => {
+                    let planned = vec![req.group.as_str(); slot.planned];
+                    if !expr.matches_with(inst, &planned) {
+                        return Err(reason::MEMBER_OF);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Ranking key of a feasible instance: lower is better.
+    fn rank_key(
+        &self,
+        i: usize,
+        strategies: &[Strategy],
+        rng: Option<&mut SplitMix64>,
+    ) -> Vec<i128> {
+        let slot = &self.slots[i];
+        // One draw per candidate and task, shared by repeated `random` rules.
+        let random = rng.map(|r| r.next_u64()).unwrap_or(0);
+        strategies
+            .iter()
+            .map(|s| match s {
+                Strategy::Binpack(BinpackField::Cpu) => i128::from(slot.remaining.cpu),
+                Strategy::Binpack(BinpackField::Memory) => i128::from(slot.remaining.memory),
+                Strategy::Spread(SpreadField::InstanceId) => {
+                    i128::from(slot.group_tasks) + slot.planned as i128
+                }
+                Strategy::Spread(SpreadField::Attribute(name)) => {
+                    let value = attribute_value(slot.inst, name);
+                    i128::from(
+                        self.spread
+                            .get(name.as_str())
+                            .and_then(|m| m.get(&value))
+                            .copied()
+                            .unwrap_or(0),
+                    )
+                }
+                Strategy::Random => i128::from(random),
+            })
+            .collect()
+    }
+
+    /// Charges one task to instance `i`.
+    fn charge(&mut self, i: usize) {
+        let req = self.req;
+        let slot = &mut self.slots[i];
+        slot.remaining
+            .reserve(req.cpu, req.memory, &req.ports_tcp, &req.ports_udp);
+        slot.planned += 1;
+        let inst = slot.inst;
+        for (name, counts) in self.spread.iter_mut() {
+            *counts.entry(attribute_value(inst, name)).or_default() += 1;
+        }
+    }
+}
+
+const DEFAULT_SPREAD_ATTRIBUTE: &str = "ecs.availability-zone";
+
+fn attribute_value<'a>(inst: &'a InstanceSnapshot, name: &str) -> Option<&'a str> {
+    inst.attribute(name).flatten()
+}
+
+/// SplitMix64: a tiny, stable PRNG, so a seed gives the same plan on every
+/// platform and dependency version.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
