@@ -1,9 +1,51 @@
 //! The container runtime behind a trait. Only this crate knows Docker.
 //!
+//! # Why a trait
+//!
 //! The agent describes containers as [`ContainerSpec`]s and observes them as
-//! [`ContainerState`]s and a stream of [`ContainerEvent`]s. The Docker
-//! implementation (`DockerRuntime`, via bollard) is the default and the only
-//! one used by tests; a simulated runtime may exist for scale benchmarks only.
+//! [`ContainerState`]s and a stream of [`ContainerEvent`]s; it never sees a
+//! Docker type. That keeps the ECS task/container state machine in the agent
+//! independent of the engine API (and of bollard's churn), gives errors the
+//! ECS reason names the task reports ([`RuntimeError`] displays as
+//! `CannotPullContainerError: ...` etc.), and lets a simulated runtime stand
+//! in for scale benchmarks. [`DockerRuntime`] (module [`docker`], via
+//! bollard) is the default and the only one used by tests.
+//!
+//! # Labels
+//!
+//! Every container the agent creates carries the [`labels`]:
+//! `com.stevedore.managed=true`, `com.stevedore.cluster`,
+//! `com.stevedore.container-instance`, `com.stevedore.task`,
+//! `com.stevedore.container-name`, and `com.stevedore.role=pause` on an
+//! awsvpc task's pause container. Several agents may share one engine, so a
+//! restarted agent finds exactly its own containers with
+//! [`ContainerRuntime::list`] on its instance label and subscribes to
+//! [`ContainerRuntime::events`] with the same labels. Networks created by
+//! [`ContainerRuntime::ensure_network`] carry `com.stevedore.managed=true`.
+//!
+//! # The pause image (awsvpc)
+//!
+//! An awsvpc task gets its own network namespace and IP, as on ECS: the agent
+//! starts a pause container on the cluster's user-defined bridge network
+//! ([`NetworkSpec::Network`]) and every container of the task joins its
+//! namespace ([`NetworkSpec::Container`]), so they share one IP and talk over
+//! `127.0.0.1`, and two tasks can use the same container port.
+//! [`DockerRuntime::ensure_pause_image`] creates the image ([`PAUSE_IMAGE`],
+//! `stevedore/pause:1`) without any registry: it imports an in-memory tar
+//! holding a ~300-byte hand-assembled static executable (x86_64 and arm64;
+//! see [`docker::pause_elf`]) that sleeps until SIGTERM/SIGINT and then exits
+//! 0, so stopping it is immediate.
+//!
+//! # Images without a registry
+//!
+//! [`PullBehavior::Default`] tries the pull and falls back to a local image
+//! when it fails, like the ECS agent; that is how locally built images run on
+//! a machine with no registry. The integration tests build theirs with
+//! `scripts/build-test-images`.
+
+pub mod docker;
+
+pub use docker::{DockerRuntime, PAUSE_IMAGE};
 
 use futures::stream::BoxStream;
 use std::collections::BTreeMap;
@@ -190,6 +232,8 @@ pub enum RuntimeError {
     CannotStart(String),
     #[error("CannotStopContainerError: {0}")]
     CannotStop(String),
+    #[error("CannotRemoveContainerError: {0}")]
+    CannotRemove(String),
     #[error("CannotInspectContainerError: {0}")]
     CannotInspect(String),
     #[error("no such container: {0}")]
@@ -207,11 +251,16 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         behavior: PullBehavior,
     ) -> BoxFuture<'a, Result<PulledImage, RuntimeError>>;
     /// Creates (not starts) a container; returns its id.
-    fn create<'a>(&'a self, spec: &'a ContainerSpec) -> BoxFuture<'a, Result<String, RuntimeError>>;
+    fn create<'a>(&'a self, spec: &'a ContainerSpec)
+        -> BoxFuture<'a, Result<String, RuntimeError>>;
     fn start<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), RuntimeError>>;
     /// Sends the image's STOPSIGNAL (SIGTERM by default), then SIGKILL after
     /// `timeout`. Stopping a stopped container is not an error.
-    fn stop<'a>(&'a self, id: &'a str, timeout: Duration) -> BoxFuture<'a, Result<(), RuntimeError>>;
+    fn stop<'a>(
+        &'a self,
+        id: &'a str,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<(), RuntimeError>>;
     fn remove<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), RuntimeError>>;
     fn inspect<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<ContainerState, RuntimeError>>;
     /// All containers (running or not) carrying every given label.
@@ -222,7 +271,10 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// Container events for containers carrying every given label, from now
     /// on. The stream ends if the engine connection drops; callers resync
     /// with `list` and subscribe again.
-    fn events(&self, labels: Vec<(String, String)>) -> BoxStream<'static, Result<ContainerEvent, RuntimeError>>;
+    fn events(
+        &self,
+        labels: Vec<(String, String)>,
+    ) -> BoxStream<'static, Result<ContainerEvent, RuntimeError>>;
     /// Creates the user-defined bridge network awsvpc tasks of a cluster
     /// attach to, if it does not exist. Returns the network name.
     fn ensure_network<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<String, RuntimeError>>;
