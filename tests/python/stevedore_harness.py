@@ -80,6 +80,8 @@ class Server:
     data_dir: Path
     extra_args: list[str] = field(default_factory=list)
     name: str = "server"
+    command: str = "server"
+    listen: str = "127.0.0.1:0"
     proc: subprocess.Popen | None = None
     endpoint: str = ""
     region: str = ""
@@ -115,9 +117,9 @@ class Server:
         log.flush()
         cmd = [
             str(binary),
-            "server",
+            self.command,
             "--listen",
-            "127.0.0.1:0",
+            self.listen,
             "--data-dir",
             str(self.data_dir),
             *self.extra_args,

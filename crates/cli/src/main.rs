@@ -2,6 +2,7 @@
 
 mod client;
 mod paths;
+mod run;
 
 // The API's hot path allocates many small, short-lived objects (headers,
 // JSON values); mimalloc handles that pattern with less contention than the
@@ -30,6 +31,31 @@ struct Cli {
 enum Command {
     /// Run the control plane: the ECS API endpoint and its state store.
     Server(ServerArgs),
+    /// Run the server and an agent on the local Docker engine, with the
+    /// cluster `default`: the single-machine mode.
+    Up {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
+        agent: AgentArgs,
+    },
+    /// Run a host agent that joins a cluster as a container instance.
+    Agent {
+        /// The server's URL (or ECS_BACKEND_HOST).
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// Cluster to join (or ECS_CLUSTER; default `default`).
+        #[arg(long)]
+        cluster: Option<String>,
+        /// Agent state: identity and checkpoint (or ECS_DATADIR; default $XDG_DATA_HOME/stevedore/agent).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// SigV4 signing region (or AWS_REGION / AWS_DEFAULT_REGION).
+        #[arg(long)]
+        region: Option<String>,
+        #[command(flatten)]
+        agent: AgentArgs,
+    },
     /// Print `export` lines that point the aws CLI and SDKs at a server.
     Env {
         #[arg(long, env = "STEVEDORE_DATA_DIR")]
@@ -61,6 +87,46 @@ struct ServerArgs {
     accept_any_credentials: bool,
 }
 
+/// Agent settings that are flags as well as ECS agent environment variables.
+#[derive(clap::Args, Default)]
+struct AgentArgs {
+    /// MiB of memory not offered to tasks (ECS_RESERVED_MEMORY).
+    #[arg(long)]
+    reserved_memory: Option<i64>,
+    /// Image pull behaviour: default, always, once, prefer-cached (ECS_IMAGE_PULL_BEHAVIOR).
+    #[arg(long)]
+    image_pull_behavior: Option<String>,
+    /// Stop timeout for containers without their own, e.g. 30s (ECS_CONTAINER_STOP_TIMEOUT).
+    #[arg(long)]
+    container_stop_timeout: Option<String>,
+    /// Allow privileged containers (off by default; ECS_DISABLE_PRIVILEGED=false also allows).
+    #[arg(long)]
+    allow_privileged: bool,
+}
+
+impl AgentArgs {
+    fn flags(self) -> Result<stevedore_agent::AgentFlags> {
+        use stevedore_agent::config::{parse_go_duration, parse_pull_behavior};
+        Ok(stevedore_agent::AgentFlags {
+            reserved_memory_mib: self.reserved_memory,
+            pull_behavior: self
+                .image_pull_behavior
+                .as_deref()
+                .map(parse_pull_behavior)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--image-pull-behavior: {e}"))?,
+            container_stop_timeout: self
+                .container_stop_timeout
+                .as_deref()
+                .map(parse_go_duration)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--container-stop-timeout: {e}"))?,
+            allow_privileged: self.allow_privileged.then_some(true),
+            ..Default::default()
+        })
+    }
+}
+
 #[derive(Subcommand)]
 enum KeysCommand {
     /// Create an access key bound to an account; prints it as JSON.
@@ -88,6 +154,22 @@ enum KeysCommand {
         data_dir: Option<PathBuf>,
         access_key_id: String,
     },
+}
+
+impl ServerArgs {
+    fn config(self) -> Result<ServerConfig> {
+        let data_dir = paths::data_dir(self.data_dir)?;
+        if self.account_id.len() != 12 || !self.account_id.bytes().all(|b| b.is_ascii_digit()) {
+            bail!("--account-id must be 12 digits");
+        }
+        Ok(ServerConfig {
+            listen: self.listen,
+            data_dir,
+            region: self.region,
+            account_id: self.account_id,
+            accept_any_credentials: self.accept_any_credentials,
+        })
+    }
 }
 
 fn init_tracing() {
@@ -132,21 +214,27 @@ fn main() -> Result<()> {
         match cli.command {
             Command::Server(args) => {
                 init_tracing();
-                let data_dir = paths::data_dir(args.data_dir)?;
-                if args.account_id.len() != 12
-                    || !args.account_id.bytes().all(|b| b.is_ascii_digit())
-                {
-                    bail!("--account-id must be 12 digits");
-                }
-                let config = ServerConfig {
-                    listen: args.listen,
-                    data_dir,
-                    region: args.region,
-                    account_id: args.account_id,
-                    accept_any_credentials: args.accept_any_credentials,
-                };
-                stevedore_server::serve(config, shutdown_signal()).await?;
+                stevedore_server::serve(args.config()?, shutdown_signal()).await?;
                 Ok(())
+            }
+            Command::Up { server, agent } => {
+                init_tracing();
+                run::up(server.config()?, agent.flags()?, shutdown_signal()).await
+            }
+            Command::Agent {
+                endpoint,
+                cluster,
+                data_dir,
+                region,
+                agent,
+            } => {
+                init_tracing();
+                let mut flags = agent.flags()?;
+                flags.endpoint = endpoint;
+                flags.cluster = cluster;
+                flags.data_dir = data_dir;
+                flags.region = region;
+                run::run_agent(flags, shutdown_signal()).await
             }
             Command::Env { data_dir } => {
                 let dir = paths::data_dir(data_dir)?;

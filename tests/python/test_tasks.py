@@ -1,0 +1,321 @@
+"""Tasks on real containers: `stevedore up` (server + embedded agent) on the
+local Docker engine, driven with boto3 and the aws CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from stevedore_harness import expect_error, uniq
+from tasks_harness import (
+    IMAGE,
+    STOPSIGNAL_IMAGE,
+    docker_inspect,
+    ensure_test_images,
+    http_get,
+    remove_containers_of,
+    started_up,
+    wait_status,
+    wait_task,
+)
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture(scope="module")
+def up(tmp_path_factory):
+    ensure_test_images()
+    srv = started_up(tmp_path_factory.mktemp("tasks"))
+    yield srv
+    ecs = srv.client()
+    instances = ecs.list_container_instances(cluster="default")["containerInstanceArns"]
+    srv.stop()
+    for arn in instances:
+        remove_containers_of(arn)
+
+
+@pytest.fixture(scope="module")
+def ecs(up):
+    return up.client()
+
+
+def register(ecs, containers, **kw) -> str:
+    family = uniq("td")
+    for c in containers:
+        c.setdefault("image", IMAGE)
+        c.setdefault("memory", 64)
+        # `sleep` as PID 1 ignores SIGTERM; keep stops short.
+        c.setdefault("stopTimeout", 2)
+    out = ecs.register_task_definition(family=family, containerDefinitions=containers, **kw)
+    return out["taskDefinition"]["taskDefinitionArn"]
+
+
+def run_one(ecs, td, **kw) -> dict:
+    out = ecs.run_task(cluster="default", taskDefinition=td, **kw)
+    assert out["failures"] == [], out["failures"]
+    assert len(out["tasks"]) == 1
+    return out["tasks"][0]
+
+
+def test_instance_registered_with_real_resources(ecs):
+    arns = ecs.list_container_instances(cluster="default")["containerInstanceArns"]
+    assert len(arns) == 1
+    ci = ecs.describe_container_instances(cluster="default", containerInstances=arns)["containerInstances"][0]
+    res = {r["name"]: r for r in ci["registeredResources"]}
+    assert res["CPU"]["integerValue"] == 1024 * os.cpu_count()
+    assert 0 < res["MEMORY"]["integerValue"] <= os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    assert {"22", "2375", "2376", "51678", "51679"} <= set(res["PORTS"]["stringSetValue"])
+    assert ci["agentConnected"] is True
+    assert ci["status"] == "ACTIVE"
+    attrs = {a["name"]: a.get("value") for a in ci["attributes"]}
+    assert attrs["ecs.os-type"] == "linux"
+    assert attrs["ecs.cpu-architecture"] in ("x86_64", "arm64")
+    assert ci["versionInfo"]["dockerVersion"]
+
+
+def test_exit_code_and_lifecycle_timestamps(ecs):
+    td = register(ecs, [{"name": "app", "command": ["sh", "-c", "echo hello; exit 3"]}])
+    task = run_one(ecs, td)
+    assert task["lastStatus"] in ("PROVISIONING", "PENDING")
+    assert task["desiredStatus"] == "RUNNING"
+    assert task["group"].startswith("family:")
+    done = wait_status(ecs, "default", task["taskArn"], "STOPPED")
+    c = done["containers"][0]
+    assert c["exitCode"] == 3
+    assert c["lastStatus"] == "STOPPED"
+    assert c["runtimeId"]
+    assert done["stopCode"] == "EssentialContainerExited"
+    assert "Essential container" in done["stoppedReason"]
+    for field in ("createdAt", "pullStartedAt", "pullStoppedAt", "startedAt", "stoppedAt", "executionStoppedAt"):
+        assert field in done, field
+    assert done["createdAt"] <= done["startedAt"] <= done["stoppedAt"]
+    assert done["version"] > task["version"]
+    assert done["desiredStatus"] == "STOPPED"
+
+
+def test_running_task_is_a_real_container_with_limits(ecs):
+    td = register(
+        ecs,
+        [{"name": "app", "command": ["sleep", "3600"], "memory": 96, "memoryReservation": 48, "cpu": 128,
+          "environment": [{"name": "A", "value": "1"}], "dockerLabels": {"team": "core"},
+          "ulimits": [{"name": "nofile", "softLimit": 1024, "hardLimit": 2048}], "readonlyRootFilesystem": True}],
+    )
+    task = run_one(ecs, td)
+    running = wait_status(ecs, "default", task["taskArn"], "RUNNING")
+    cid = running["containers"][0]["runtimeId"]
+    info = docker_inspect(cid)
+    assert info["State"]["Running"] is True
+    hc = info["HostConfig"]
+    assert hc["Memory"] == 96 * 2**20
+    assert hc["MemoryReservation"] == 48 * 2**20
+    assert hc["CpuShares"] == 128
+    assert hc["ReadonlyRootfs"] is True
+    assert {"Name": "nofile", "Soft": 1024, "Hard": 2048} in hc["Ulimits"]
+    assert "A=1" in info["Config"]["Env"]
+    assert info["Config"]["Labels"]["team"] == "core"
+    ecs.stop_task(cluster="default", task=task["taskArn"], reason="test over")
+
+
+def test_overrides_take_effect(ecs):
+    td = register(ecs, [{"name": "app", "command": ["sleep", "3600"], "environment": [{"name": "MODE", "value": "td"}]}])
+    task = run_one(
+        ecs,
+        td,
+        overrides={
+            "containerOverrides": [
+                {"name": "app", "command": ["sh", "-c", "echo $MODE $EXTRA; sleep 3600"], "memory": 80,
+                 "environment": [{"name": "MODE", "value": "override"}, {"name": "EXTRA", "value": "x"}]}
+            ]
+        },
+    )
+    running = wait_status(ecs, "default", task["taskArn"], "RUNNING")
+    info = docker_inspect(running["containers"][0]["runtimeId"])
+    assert info["Config"]["Cmd"] == ["sh", "-c", "echo $MODE $EXTRA; sleep 3600"]
+    assert "MODE=override" in info["Config"]["Env"] and "EXTRA=x" in info["Config"]["Env"]
+    assert info["HostConfig"]["Memory"] == 80 * 2**20
+    assert running["overrides"]["containerOverrides"][0]["memory"] == 80
+    ecs.stop_task(cluster="default", task=task["taskArn"])
+
+
+def test_stop_task_sigterm_then_sigkill(ecs):
+    ignores = register(ecs, [{"name": "app", "command": ["sh", "-c", "trap '' TERM; while true; do sleep 1; done"],
+                              "stopTimeout": 3}])
+    polite = register(ecs, [{"name": "app", "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]}])
+    a = run_one(ecs, ignores)
+    b = run_one(ecs, polite)
+    wait_status(ecs, "default", a["taskArn"], "RUNNING")
+    wait_status(ecs, "default", b["taskArn"], "RUNNING")
+    t0 = time.monotonic()
+    stopped = ecs.stop_task(cluster="default", task=a["taskArn"], reason="rollback")["task"]
+    assert time.monotonic() - t0 < 2, "StopTask must return at once"
+    assert stopped["desiredStatus"] == "STOPPED"
+    ecs.stop_task(cluster="default", task=b["taskArn"])
+    done_b = wait_status(ecs, "default", b["taskArn"], "STOPPED", timeout=20)
+    done_a = wait_status(ecs, "default", a["taskArn"], "STOPPED", timeout=30)
+    assert done_b["containers"][0]["exitCode"] == 0
+    assert done_a["containers"][0]["exitCode"] == 137
+    assert done_a["stoppedReason"] == "rollback"
+    assert done_a["stopCode"] == "UserInitiated"
+    assert "stoppingAt" in done_a and "stoppedAt" in done_a
+    assert (done_a["stoppedAt"] - done_a["stoppingAt"]).total_seconds() >= 2.5
+
+
+def test_image_stopsignal_is_used(ecs):
+    # The image says STOPSIGNAL SIGUSR1; the container exits 0 only on USR1.
+    td = register(ecs, [{"name": "app", "image": STOPSIGNAL_IMAGE,
+                         "command": ["sh", "-c", "trap 'exit 0' USR1; trap '' TERM; while true; do sleep 1; done"],
+                         "stopTimeout": 10}])
+    t = run_one(ecs, td)
+    wait_status(ecs, "default", t["taskArn"], "RUNNING")
+    ecs.stop_task(cluster="default", task=t["taskArn"])
+    done = wait_status(ecs, "default", t["taskArn"], "STOPPED", timeout=20)
+    assert done["containers"][0]["exitCode"] == 0
+
+
+def test_non_essential_exit_keeps_task_running(ecs):
+    td = register(ecs, [
+        {"name": "main", "command": ["sleep", "3600"]},
+        {"name": "side", "essential": False, "command": ["sh", "-c", "exit 5"]},
+    ])
+    t = run_one(ecs, td)
+    got = wait_task(ecs, "default", t["taskArn"],
+                    lambda x: any(c["name"] == "side" and c.get("lastStatus") == "STOPPED" for c in x["containers"]),
+                    what="side container stopped")
+    side = next(c for c in got["containers"] if c["name"] == "side")
+    assert side["exitCode"] == 5
+    time.sleep(1)
+    again = ecs.describe_tasks(cluster="default", tasks=[t["taskArn"]])["tasks"][0]
+    assert again["lastStatus"] == "RUNNING"
+    ecs.stop_task(cluster="default", task=t["taskArn"])
+
+
+def test_dynamic_host_port_serves_http(ecs):
+    td = register(ecs, [{"name": "web", "command": ["sh", "-c", "mkdir -p /tmp/w && echo dyn-ok > /tmp/w/index.html && httpd -f -p 8080 -h /tmp/w"],
+                         "portMappings": [{"containerPort": 8080, "hostPort": 0}]}])
+    t = run_one(ecs, td)
+    running = wait_status(ecs, "default", t["taskArn"], "RUNNING")
+    # Docker publishes on IPv4 and IPv6; ECS reports both bindings.
+    b = [x for x in running["containers"][0]["networkBindings"] if x["bindIP"] == "0.0.0.0"]
+    assert len(b) == 1 and b[0]["containerPort"] == 8080 and b[0]["hostPort"] > 0 and b[0]["protocol"] == "tcp"
+    assert http_get(f"http://127.0.0.1:{b[0]['hostPort']}/").strip() == "dyn-ok"
+    ecs.stop_task(cluster="default", task=t["taskArn"])
+
+
+def test_awsvpc_tasks_get_their_own_ip(ecs):
+    td = register(
+        ecs,
+        [{"name": "web", "command": ["sh", "-c", "mkdir -p /tmp/w && hostname -i > /tmp/w/index.html && httpd -f -p 80 -h /tmp/w"],
+          "portMappings": [{"containerPort": 80}]}],
+        networkMode="awsvpc",
+    )
+    net = {"awsvpcConfiguration": {"subnets": ["subnet-local"]}}
+    ips = []
+    arns = []
+    for _ in range(2):  # two tasks on the same containerPort
+        t = run_one(ecs, td, networkConfiguration=net)
+        arns.append(t["taskArn"])
+    for arn in arns:
+        running = wait_status(ecs, "default", arn, "RUNNING")
+        eni = [a for a in running["attachments"] if a["type"] == "ElasticNetworkInterface"][0]
+        details = {d["name"]: d["value"] for d in eni["details"]}
+        ip = details["privateIPv4Address"]
+        assert details["subnetId"] == "subnet-local"
+        assert eni["status"] == "ATTACHED"
+        assert http_get(f"http://{ip}:80/").strip() == ip
+        ips.append(ip)
+    assert ips[0] != ips[1]
+    for arn in arns:
+        ecs.stop_task(cluster="default", task=arn)
+
+
+def test_awsvpc_requires_network_configuration(ecs):
+    td = register(ecs, [{"name": "web", "command": ["sleep", "1"]}], networkMode="awsvpc")
+    expect_error(ecs.run_task, "InvalidParameterException", contains=["Network Configuration"],
+                 cluster="default", taskDefinition=td)
+
+
+def test_placement_failures_by_resource(ecs):
+    huge = register(ecs, [{"name": "big", "command": ["sleep", "1"], "memory": 4 * 1024 * 1024}])
+    out = ecs.run_task(cluster="default", taskDefinition=huge)
+    assert out["tasks"] == []
+    assert [f["reason"] for f in out["failures"]] == ["RESOURCE:MEMORY"]
+    assert out["failures"][0]["arn"].startswith("arn:aws:ecs:us-east-1:000000000000:container-instance/default/")
+
+    cpu = register(ecs, [{"name": "c", "command": ["sleep", "1"], "cpu": 1024 * 1024}])
+    out = ecs.run_task(cluster="default", taskDefinition=cpu)
+    assert [f["reason"] for f in out["failures"]] == ["RESOURCE:CPU"]
+
+    port = 20000 + int(time.time()) % 10000
+    fixed = register(ecs, [{"name": "p", "command": ["sleep", "3600"], "portMappings": [{"containerPort": 80, "hostPort": port}]}])
+    out = ecs.run_task(cluster="default", taskDefinition=fixed, count=2)
+    assert len(out["tasks"]) == 1
+    assert [f["reason"] for f in out["failures"]] == ["RESOURCE:PORTS"]
+    ci = ecs.describe_container_instances(cluster="default", containerInstances=[out["tasks"][0]["containerInstanceArn"]])["containerInstances"][0]
+    remaining = {r["name"]: r for r in ci["remainingResources"]}
+    assert str(port) in remaining["PORTS"]["stringSetValue"]
+    ecs.stop_task(cluster="default", task=out["tasks"][0]["taskArn"])
+    wait_status(ecs, "default", out["tasks"][0]["taskArn"], "STOPPED")
+    ci = ecs.describe_container_instances(cluster="default", containerInstances=[ci["containerInstanceArn"]])["containerInstances"][0]
+    remaining = {r["name"]: r for r in ci["remainingResources"]}
+    assert str(port) not in remaining["PORTS"]["stringSetValue"]
+
+
+def test_missing_image_stops_with_cannot_pull(ecs):
+    td = register(ecs, [{"name": "app", "image": "stevedore-test/does-not-exist:1", "command": ["true"]}])
+    t = run_one(ecs, td)
+    done = wait_status(ecs, "default", t["taskArn"], "STOPPED", timeout=60)
+    assert done["stopCode"] == "TaskFailedToStart"
+    assert done["stoppedReason"].startswith("CannotPullContainerError"), done["stoppedReason"]
+
+
+def test_run_task_idempotent_with_client_token(ecs):
+    td = register(ecs, [{"name": "app", "command": ["sleep", "3600"]}])
+    token = uniq("tok")
+    a = ecs.run_task(cluster="default", taskDefinition=td, clientToken=token)["tasks"]
+    b = ecs.run_task(cluster="default", taskDefinition=td, clientToken=token)["tasks"]
+    assert [t["taskArn"] for t in a] == [t["taskArn"] for t in b]
+    ecs.stop_task(cluster="default", task=a[0]["taskArn"])
+
+
+def test_list_tasks_filters(ecs):
+    td = register(ecs, [{"name": "app", "command": ["sleep", "3600"]}])
+    family = td.rsplit("/", 1)[1].split(":")[0]
+    mine = uniq("by")
+    t = run_one(ecs, td, startedBy=mine)
+    assert ecs.list_tasks(cluster="default", startedBy=mine)["taskArns"] == [t["taskArn"]]
+    assert ecs.list_tasks(cluster="default", family=family)["taskArns"] == [t["taskArn"]]
+    ecs.stop_task(cluster="default", task=t["taskArn"])
+    wait_status(ecs, "default", t["taskArn"], "STOPPED")
+    assert ecs.list_tasks(cluster="default", startedBy=mine)["taskArns"] == []
+    assert ecs.list_tasks(cluster="default", startedBy=mine, desiredStatus="STOPPED")["taskArns"] == [t["taskArn"]]
+
+
+def test_cli_waiters(up, ecs, tmp_path):
+    td = register(ecs, [{"name": "app", "command": ["sleep", "3600"]}])
+    env = dict(os.environ)
+    for line in subprocess.run([os.environ.get("STEVEDORE_BIN", "target/debug/stevedore"), "env", "--data-dir", str(up.data_dir)],
+                               capture_output=True, text=True, check=True).stdout.splitlines():
+        k, v = line.removeprefix("export ").split("=", 1)
+        env[k] = v
+    def aws(*args):
+        return json.loads(subprocess.run(["aws", "ecs", *args, "--output", "json"], env=env, capture_output=True,
+                                         text=True, check=True).stdout or "{}")
+    arn = aws("run-task", "--task-definition", td)["tasks"][0]["taskArn"]
+    subprocess.run(["aws", "ecs", "wait", "tasks-running", "--tasks", arn], env=env, check=True, timeout=120)
+    aws("stop-task", "--task", arn, "--reason", "cli")
+    subprocess.run(["aws", "ecs", "wait", "tasks-stopped", "--tasks", arn], env=env, check=True, timeout=120)
+    got = aws("describe-tasks", "--tasks", arn)["tasks"][0]
+    assert got["lastStatus"] == "STOPPED" and got["stoppedReason"] == "cli"
+
+
+def test_deregister_refused_while_tasks_run(ecs):
+    td = register(ecs, [{"name": "app", "command": ["sleep", "3600"]}])
+    t = run_one(ecs, td)
+    wait_status(ecs, "default", t["taskArn"], "RUNNING")
+    expect_error(ecs.deregister_container_instance, "InvalidParameterException", contains=["force"],
+                 cluster="default", containerInstance=t["containerInstanceArn"])
+    ecs.stop_task(cluster="default", task=t["taskArn"])
