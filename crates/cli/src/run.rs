@@ -119,7 +119,12 @@ pub async fn up(
     }
     let agent_config = AgentConfig::from_env_and_flags(flags, |k| std::env::var(k).ok())?;
     let control = Arc::new(HttpControlPlane::from_config(&agent_config)?);
-    let agent_task = tokio::spawn(Agent::run(agent_config, docker, control, wait_stop(stop_rx.clone())));
+    let agent_task = tokio::spawn(Agent::run(
+        agent_config,
+        docker,
+        control,
+        wait_stop(stop_rx.clone()),
+    ));
     eprintln!(
         "stevedore is up: {}\n  eval \"$(stevedore env --data-dir {})\"",
         info.endpoint,

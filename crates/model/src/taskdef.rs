@@ -7,8 +7,8 @@
 use crate::{arn::Scope, ModelError};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use stevedore_api::ecs::{
-    Attribute, Compatibility, ContainerDefinition, NetworkMode, RegisterTaskDefinitionRequest,
-    TaskDefinition, TaskDefinitionStatus, TransportProtocol,
+    Attribute, Compatibility, ContainerCondition, ContainerDefinition, NetworkMode,
+    RegisterTaskDefinitionRequest, TaskDefinition, TaskDefinitionStatus, TransportProtocol,
 };
 use stevedore_api::Timestamp;
 
@@ -745,6 +745,10 @@ pub fn unsupported_for_run(td: &TaskDefinition) -> Option<String> {
         td.volumes.as_ref().is_some_and(|v| !v.is_empty()),
         "volumes",
     );
+    task(
+        td.task_role_arn.is_some(),
+        "taskRoleArn (no IAM: task role credentials are not provided)",
+    );
     task(td.pid_mode.is_some(), "pidMode");
     task(td.ipc_mode.is_some(), "ipcMode");
     task(td.proxy_configuration.is_some(), "proxyConfiguration");
@@ -763,12 +767,26 @@ pub fn unsupported_for_run(td: &TaskDefinition) -> Option<String> {
             }
         };
         field(c.health_check.is_some(), "healthCheck");
-        field(non_empty(&c.depends_on), "dependsOn");
-        field(c.start_timeout.is_some(), "startTimeout");
+        field(
+            c.depends_on
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .any(|d| d.condition == Some(ContainerCondition::Healthy)),
+            "dependsOn condition HEALTHY",
+        );
         field(non_empty(&c.mount_points), "mountPoints");
         field(non_empty(&c.volumes_from), "volumesFrom");
         field(c.linux_parameters.is_some(), "linuxParameters");
-        field(c.log_configuration.is_some(), "logConfiguration");
+        // json-file with Docker's defaults is what every container gets.
+        field(
+            c.log_configuration.as_ref().is_some_and(|l| {
+                l.log_driver.as_ref().map(|d| d.as_str()) != Some("json-file")
+                    || l.options.as_ref().is_some_and(|o| !o.is_empty())
+                    || l.secret_options.as_ref().is_some_and(|o| !o.is_empty())
+            }),
+            "logConfiguration (only json-file without options)",
+        );
         field(non_empty(&c.secrets), "secrets");
         field(non_empty(&c.environment_files), "environmentFiles");
         field(c.repository_credentials.is_some(), "repositoryCredentials");

@@ -168,6 +168,11 @@ fn check_overrides(td: &TaskDefinition, o: &TaskOverride) -> ApiResult<()> {
             "inferenceAcceleratorOverrides are not supported.",
         ));
     }
+    if o.task_role_arn.is_some() {
+        return Err(ApiError::unsupported(
+            "overrides.taskRoleArn is not supported: Stevedore has no IAM, so task role credentials cannot be provided.",
+        ));
+    }
     if o.ephemeral_storage.is_some() {
         return Err(ApiError::unsupported(
             "overrides.ephemeralStorage is not supported yet.",
