@@ -1113,6 +1113,11 @@ fn settle(rec: &mut TaskRecord, now: Timestamp) -> bool {
             };
             rec.stop = Some(stop);
             rec.execution_stopped_at.get_or_insert(now);
+            // A task whose containers all started, even if one exited
+            // before we saw it running, did start: ECS reports startedAt.
+            if rec.started_at.is_none() && rec.containers.iter().all(|c| c.started_at.is_some()) {
+                rec.started_at = rec.containers.iter().filter_map(|c| c.started_at).max();
+            }
             changed = true;
         }
     }
