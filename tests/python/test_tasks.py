@@ -319,3 +319,73 @@ def test_deregister_refused_while_tasks_run(ecs):
     expect_error(ecs.deregister_container_instance, "InvalidParameterException", contains=["force"],
                  cluster="default", containerInstance=t["containerInstanceArn"])
     ecs.stop_task(cluster="default", task=t["taskArn"])
+
+
+def the_instance(ecs) -> str:
+    return ecs.list_container_instances(cluster="default")["containerInstanceArns"][0]
+
+
+def test_attributes_drive_filters_and_placement(ecs):
+    arn = the_instance(ecs)
+    stack = uniq("stack")
+    ecs.put_attributes(cluster="default", attributes=[{"name": "stack", "value": stack, "targetId": arn}])
+    listed = ecs.list_attributes(cluster="default", targetType="container-instance", attributeName="stack")["attributes"]
+    assert {"name": "stack", "value": stack, "targetType": "container-instance", "targetId": arn} in listed
+    assert ecs.list_container_instances(cluster="default", filter=f"attribute:stack == {stack}")["containerInstanceArns"] == [arn]
+    assert ecs.list_container_instances(cluster="default", filter="attribute:stack == nowhere")["containerInstanceArns"] == []
+    assert ecs.list_container_instances(cluster="default", filter="attribute:ecs.os-type == linux and not(attribute:stack in [a, b])")["containerInstanceArns"] == [arn]
+
+    td = register(ecs, [{"name": "app", "command": ["sleep", "3600"]}])
+    out = ecs.run_task(cluster="default", taskDefinition=td,
+                       placementConstraints=[{"type": "memberOf", "expression": "attribute:stack == other"}])
+    assert out["tasks"] == []
+    assert [f["reason"] for f in out["failures"]] == ["MemberOf placement constraint unsatisfied."]
+    t = run_one(ecs, td, placementConstraints=[{"type": "memberOf", "expression": f"attribute:stack == {stack}"}],
+                placementStrategy=[{"type": "binpack", "field": "memory"}])
+    assert t["containerInstanceArn"] == arn
+    ecs.stop_task(cluster="default", task=t["taskArn"])
+
+    ecs.delete_attributes(cluster="default", attributes=[{"name": "stack", "targetId": arn}])
+    assert ecs.list_container_instances(cluster="default", filter=f"attribute:stack == {stack}")["containerInstanceArns"] == []
+
+
+def test_attribute_and_filter_errors(ecs):
+    arn = the_instance(ecs)
+    expect_error(ecs.list_container_instances, "InvalidParameterException", contains=["position"],
+                 cluster="default", filter="attribute:ecs.instance-type ==")
+    expect_error(ecs.run_task, "InvalidParameterException", cluster="default",
+                 taskDefinition=register(ecs, [{"name": "a", "command": ["true"]}]),
+                 placementConstraints=[{"type": "memberOf", "expression": "(attribute:x == 1"}])
+    expect_error(ecs.put_attributes, "InvalidParameterException", contains=["ecs."],
+                 cluster="default", attributes=[{"name": "ecs.mine", "value": "1", "targetId": arn}])
+    expect_error(ecs.put_attributes, "TargetNotFoundException", cluster="default",
+                 attributes=[{"name": "x", "value": "1", "targetId": "0123456789abcdef0123456789abcdef"}])
+    names = [uniq("a") for _ in range(11)]
+    ecs.put_attributes(cluster="default", attributes=[{"name": n, "value": "1", "targetId": arn} for n in names[:10]])
+    try:
+        expect_error(ecs.put_attributes, "AttributeLimitExceededException", cluster="default",
+                     attributes=[{"name": names[10], "value": "1", "targetId": arn}])
+    finally:
+        ecs.delete_attributes(cluster="default", attributes=[{"name": n, "targetId": arn} for n in names[:10]])
+
+
+def test_draining_places_nothing_new_and_keeps_standalone_tasks(ecs):
+    arn = the_instance(ecs)
+    td = register(ecs, [{"name": "app", "command": ["sleep", "3600"]}])
+    t = run_one(ecs, td)
+    wait_status(ecs, "default", t["taskArn"], "RUNNING")
+    out = ecs.update_container_instances_state(cluster="default", containerInstances=[arn], status="DRAINING")
+    assert out["containerInstances"][0]["status"] == "DRAINING" and out["failures"] == []
+    try:
+        expect_error(ecs.run_task, "InvalidParameterException", contains=["No Container Instances"],
+                     cluster="default", taskDefinition=td)
+        time.sleep(1)
+        assert ecs.describe_tasks(cluster="default", tasks=[t["taskArn"]])["tasks"][0]["lastStatus"] == "RUNNING"
+        assert ecs.list_container_instances(cluster="default", status="DRAINING")["containerInstanceArns"] == [arn]
+    finally:
+        ecs.update_container_instances_state(cluster="default", containerInstances=[arn], status="ACTIVE")
+    again = run_one(ecs, td)
+    for x in (t, again):
+        ecs.stop_task(cluster="default", task=x["taskArn"])
+    bad = ecs.update_container_instances_state(cluster="default", containerInstances=["feedfacefeedfacefeedfacefeedface"], status="ACTIVE")
+    assert [f["reason"] for f in bad["failures"]] == ["MISSING"]

@@ -3,6 +3,7 @@
 //! sees bytes.
 
 mod account_settings;
+mod attributes;
 mod clusters;
 mod instances;
 mod placement;
@@ -59,6 +60,10 @@ pub const IMPLEMENTED: &[Operation] = &[
     Operation::StopTask,
     Operation::DescribeTasks,
     Operation::ListTasks,
+    Operation::PutAttributes,
+    Operation::DeleteAttributes,
+    Operation::ListAttributes,
+    Operation::UpdateContainerInstancesState,
 ];
 
 pub async fn dispatch(cx: Cx, op: Operation, body: &[u8]) -> ApiResult<Vec<u8>> {
@@ -96,6 +101,12 @@ pub async fn dispatch(cx: Cx, op: Operation, body: &[u8]) -> ApiResult<Vec<u8>> 
         O::StopTask => call(cx, body, tasks::stop_task).await,
         O::DescribeTasks => call(cx, body, tasks::describe_tasks).await,
         O::ListTasks => call(cx, body, tasks::list_tasks).await,
+        O::PutAttributes => call(cx, body, attributes::put_attributes).await,
+        O::DeleteAttributes => call(cx, body, attributes::delete_attributes).await,
+        O::ListAttributes => call(cx, body, attributes::list_attributes).await,
+        O::UpdateContainerInstancesState => {
+            call(cx, body, attributes::update_container_instances_state).await
+        }
         other => Err(ApiError::unsupported(format!(
             "{} is not available in this version of Stevedore yet. See the compatibility table in the README.",
             other.name()
