@@ -38,6 +38,23 @@ pub fn get<T: DeserializeOwned>(store: &dyn Store, key: &str) -> ApiResult<Optio
     }
 }
 
+/// Every record under `prefix`, decoded, with its revision.
+pub fn all_versioned<T: DeserializeOwned>(
+    store: &dyn Store,
+    prefix: &str,
+) -> ApiResult<Vec<Versioned<T>>> {
+    page(store, prefix, None, usize::MAX, false, |_| Ok(true))?
+        .kvs
+        .iter()
+        .map(|kv| {
+            Ok(Versioned {
+                value: decode(kv)?,
+                mod_revision: kv.mod_revision,
+            })
+        })
+        .collect()
+}
+
 pub fn put<T: Serialize>(key: impl Into<String>, value: &T) -> Op {
     Op::Put {
         key: key.into(),

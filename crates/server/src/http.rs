@@ -110,7 +110,12 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         tracing::info!(endpoint = %format!("http://{}", self.local_addr), "stevedore server listening");
-        axum::serve(self.listener, router(self.state))
+        use axum::serve::ListenerExt;
+        // Responses are small and written whole; Nagle would only add delay.
+        let listener = self.listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        axum::serve(listener, router(self.state))
             .with_graceful_shutdown(shutdown)
             .await
             .map_err(ServerError::Serve)

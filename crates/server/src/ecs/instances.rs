@@ -131,17 +131,10 @@ pub(crate) fn all_instances(
     scope: &Scope,
     cluster: &str,
 ) -> ApiResult<Vec<Versioned<InstanceRecord>>> {
-    let prefix = keys::cluster_children_prefix(scope, cluster, keys::KIND_INSTANCE);
-    let page = db::page(store, &prefix, None, usize::MAX, false, |_| Ok(true))?;
-    page.kvs
-        .iter()
-        .map(|kv| {
-            Ok(Versioned {
-                value: db::decode(kv)?,
-                mod_revision: kv.mod_revision,
-            })
-        })
-        .collect()
+    db::all_versioned(
+        store,
+        &keys::cluster_children_prefix(scope, cluster, keys::KIND_INSTANCE),
+    )
 }
 
 /// The instance as DescribeContainerInstances shows it: live resources,

@@ -53,17 +53,10 @@ pub(crate) fn tasks_in_cluster(
     scope: &Scope,
     cluster: &str,
 ) -> ApiResult<Vec<Versioned<Task>>> {
-    let prefix = keys::cluster_children_prefix(scope, cluster, keys::KIND_TASK);
-    let page = db::page(store, &prefix, None, usize::MAX, false, |_| Ok(true))?;
-    page.kvs
-        .iter()
-        .map(|kv| {
-            Ok(Versioned {
-                value: db::decode(kv)?,
-                mod_revision: kv.mod_revision,
-            })
-        })
-        .collect()
+    db::all_versioned(
+        store,
+        &keys::cluster_children_prefix(scope, cluster, keys::KIND_TASK),
+    )
 }
 
 fn load_task(
