@@ -389,3 +389,25 @@ def test_draining_places_nothing_new_and_keeps_standalone_tasks(ecs):
         ecs.stop_task(cluster="default", task=x["taskArn"])
     bad = ecs.update_container_instances_state(cluster="default", containerInstances=["feedfacefeedfacefeedfacefeedface"], status="ACTIVE")
     assert [f["reason"] for f in bad["failures"]] == ["MISSING"]
+
+
+def test_health_check_reported_through_the_api(ecs, tmp_path):
+    flag = tmp_path / "healthy"
+    flag.write_text("ok")
+    td = register(
+        ecs,
+        [{"name": "app", "command": ["sleep", "3600"],
+          "mountPoints": [{"sourceVolume": "flag", "containerPath": "/flag"}],
+          "healthCheck": {"command": ["CMD-SHELL", "test -f /flag/healthy"], "interval": 5, "timeout": 2,
+                          "retries": 1, "startPeriod": 0}}],
+        volumes=[{"name": "flag", "host": {"sourcePath": str(tmp_path)}}],
+    )
+    t = run_one(ecs, td)
+    got = wait_task(ecs, "default", t["taskArn"], lambda x: x.get("healthStatus") == "HEALTHY", timeout=60,
+                    what="HEALTHY")
+    assert got["containers"][0]["healthStatus"] == "HEALTHY"
+    flag.unlink()  # the bind mount shows the host file's removal to the check
+    got = wait_task(ecs, "default", t["taskArn"], lambda x: x.get("healthStatus") == "UNHEALTHY", timeout=60,
+                    what="UNHEALTHY")
+    assert got["containers"][0]["healthStatus"] == "UNHEALTHY"
+    ecs.stop_task(cluster="default", task=t["taskArn"])

@@ -509,7 +509,11 @@ impl Runner {
                     EventKind::Destroy => {
                         let _ = self.tx.send(Input::Gone(ev.id));
                     }
-                    EventKind::Create | EventKind::Start | EventKind::Die | EventKind::Oom => {
+                    EventKind::Create
+                    | EventKind::Start
+                    | EventKind::Die
+                    | EventKind::Oom
+                    | EventKind::HealthStatus(_) => {
                         let rt = self.runtime.clone();
                         let tx = self.tx.clone();
                         self.jobs.spawn(async move {
@@ -526,7 +530,7 @@ impl Runner {
                             }
                         });
                     }
-                    EventKind::HealthStatus(_) | EventKind::Other(_) => {}
+                    EventKind::Other(_) => {}
                 }
             }
             Some(Err(e)) => {
@@ -650,6 +654,7 @@ async fn execute(action: Action, rt: Arc<dyn ContainerRuntime>, tx: &mpsc::Unbou
             spec,
             existing_id,
             network,
+            volumes,
         } => {
             let fail = |reason: String, state: Option<ContainerState>| Outcome::Launched {
                 task_arn: task_arn.clone(),
@@ -658,6 +663,12 @@ async fn execute(action: Action, rt: Arc<dyn ContainerRuntime>, tx: &mpsc::Unbou
             };
             if let Some(net) = network {
                 if let Err(e) = rt.ensure_network(&net).await {
+                    send(fail(with_prefix("CannotCreateContainerError", &e), None));
+                    return;
+                }
+            }
+            for v in &volumes {
+                if let Err(e) = rt.ensure_volume(&v.spec, v.create).await {
                     send(fail(with_prefix("CannotCreateContainerError", &e), None));
                     return;
                 }
@@ -723,6 +734,7 @@ async fn execute(action: Action, rt: Arc<dyn ContainerRuntime>, tx: &mpsc::Unbou
                             ports: Vec::new(),
                             ips: Default::default(),
                             image_id: String::new(),
+                            health: None,
                         },
                     };
                     send(Outcome::Launched {
@@ -758,12 +770,24 @@ async fn execute(action: Action, rt: Arc<dyn ContainerRuntime>, tx: &mpsc::Unbou
                 result,
             });
         }
-        Action::Remove { task_arn, ids } => {
+        Action::Remove {
+            task_arn,
+            ids,
+            volumes,
+        } => {
             let mut result = Ok(());
             for id in &ids {
                 match rt.remove(id).await {
                     Ok(()) | Err(RuntimeError::NotFound(_)) => {}
                     Err(e) => {
+                        result = Err(e.to_string());
+                        break;
+                    }
+                }
+            }
+            if result.is_ok() {
+                for v in &volumes {
+                    if let Err(e) = rt.remove_volume(v).await {
                         result = Err(e.to_string());
                         break;
                     }

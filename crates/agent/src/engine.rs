@@ -10,7 +10,7 @@
 //! actions, writes the checkpoint before executing any of them, and sends
 //! [`Engine::build_report`] to the server. Time is always passed in.
 
-use crate::spec::{self, Condition, NetMode, SpecContext, TaskPlan};
+use crate::spec::{self, Condition, NeededVolume, NetMode, SpecContext, TaskPlan};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -18,10 +18,13 @@ use stevedore_api::agent::{
     AssignedTask, ObservedTask, PollTasksResponse, ReportTaskStatesRequest,
 };
 use stevedore_api::ecs::{
-    Attachment, Container, KeyValuePair, NetworkBinding, NetworkInterface, TransportProtocol,
+    Attachment, Container, HealthStatus, KeyValuePair, NetworkBinding, NetworkInterface,
+    TransportProtocol,
 };
 use stevedore_api::Timestamp;
-use stevedore_runtime::{labels, ContainerSpec, ContainerState, Protocol, PullBehavior, Status};
+use stevedore_runtime::{
+    labels, ContainerSpec, ContainerState, Health, Protocol, PullBehavior, Status,
+};
 
 pub const STOP_ESSENTIAL: &str = "EssentialContainerExited";
 pub const STOP_FAILED_TO_START: &str = "TaskFailedToStart";
@@ -30,6 +33,9 @@ pub const REASON_UNASSIGNED: &str = "Task is no longer assigned to this containe
 pub const REASON_OOM: &str = "OutOfMemoryError: Container killed due to memory usage";
 /// ECS's exit code for a container whose dependency can never be met.
 pub const DEPENDENCY_EXIT_CODE: i32 = 143;
+pub const HEALTH_HEALTHY: &str = "HEALTHY";
+pub const HEALTH_UNHEALTHY: &str = "UNHEALTHY";
+pub const HEALTH_UNKNOWN: &str = "UNKNOWN";
 /// Delay before retrying a failed stop or remove.
 const RETRY_STOP: Duration = Duration::from_secs(5);
 const RETRY_REMOVE: Duration = Duration::from_secs(60);
@@ -96,6 +102,13 @@ pub struct ContainerRecord {
     pub memory: Option<i64>,
     #[serde(default)]
     pub memory_reservation: Option<i64>,
+    /// The definition has a `healthCheck` (Docker runs it).
+    #[serde(default)]
+    pub health_check: bool,
+    /// ECS container healthStatus: HEALTHY, UNHEALTHY or UNKNOWN (only
+    /// with a health check).
+    #[serde(default)]
+    pub health: Option<String>,
     #[serde(skip)]
     pub op: Option<Op>,
     #[serde(skip)]
@@ -247,6 +260,8 @@ pub enum Action {
         spec: Box<ContainerSpec>,
         existing_id: Option<String>,
         network: Option<String>,
+        /// Docker volumes to ensure first.
+        volumes: Vec<NeededVolume>,
     },
     /// `docker stop` with the timeout, then inspect.
     Stop {
@@ -255,8 +270,13 @@ pub enum Action {
         id: String,
         timeout: Duration,
     },
-    /// Remove the task's containers (cleanup).
-    Remove { task_arn: String, ids: Vec<String> },
+    /// Remove the task's containers, then its task-scoped volumes
+    /// (cleanup).
+    Remove {
+        task_arn: String,
+        ids: Vec<String>,
+        volumes: Vec<String>,
+    },
 }
 
 /// The result of an [`Action`].
@@ -488,6 +508,8 @@ impl Engine {
                         cpu: c.cpu,
                         memory: c.memory,
                         memory_reservation: c.memory_reservation,
+                        health_check: c.health_check,
+                        health: c.health_check.then(|| HEALTH_UNKNOWN.to_string()),
                         ..blank_container()
                     })
                     .collect();
@@ -898,6 +920,8 @@ fn blank_container() -> ContainerRecord {
         cpu: 0,
         memory: None,
         memory_reservation: None,
+        health_check: false,
+        health: None,
         op: None,
         not_before: None,
         known_gen: 0,
@@ -939,6 +963,16 @@ fn observe(
             if c.status != CStatus::Stopped {
                 c.status = CStatus::Running;
                 c.started_at = ts(s.started_at).or(c.started_at);
+                if c.health_check {
+                    c.health = Some(
+                        match s.health {
+                            Some(Health::Healthy) => HEALTH_HEALTHY,
+                            Some(Health::Unhealthy) => HEALTH_UNHEALTHY,
+                            Some(Health::Starting) | None => HEALTH_UNKNOWN,
+                        }
+                        .to_string(),
+                    );
+                }
                 if network == Some(NetMode::Bridge) || network.is_none() {
                     c.bindings = s
                         .ports
@@ -1015,18 +1049,36 @@ fn dependency_state(rec: &TaskRecord, c: &ContainerRecord, now: Timestamp) -> De
             DepState::Terminal(format!(
                 "CannotStartContainerError: container {} cannot start: dependency {dep} {why} (condition {})",
                 c.name,
-                match cond {
-                    Condition::Start => "START",
-                    Condition::Complete => "COMPLETE",
-                    Condition::Success => "SUCCESS",
-                }
+                cond.as_str()
             ))
         };
         let stopped = d.status == CStatus::Stopped;
         if stopped && !d.has_started() {
             return terminal("never started".into());
         }
+        let timed_out = |what: &str| {
+            if let (Some(st), Some(ms)) = (d.started_at, d.start_timeout_ms) {
+                if now >= add(st, Duration::from_millis(ms)) {
+                    return Some(terminal(format!(
+                        "did not {what} within its startTimeout of {}s",
+                        ms / 1000
+                    )));
+                }
+            }
+            None
+        };
         match cond {
+            Condition::Healthy => match d.health.as_deref() {
+                Some(HEALTH_HEALTHY) => {}
+                Some(HEALTH_UNHEALTHY) => return terminal("is UNHEALTHY".into()),
+                _ if stopped => return terminal("exited without becoming HEALTHY".into()),
+                _ => {
+                    if let Some(t) = timed_out("become HEALTHY") {
+                        return t;
+                    }
+                    waiting = true;
+                }
+            },
             Condition::Start => {
                 if !d.has_started() {
                     waiting = true;
@@ -1041,13 +1093,8 @@ fn dependency_state(rec: &TaskRecord, c: &ContainerRecord, now: Timestamp) -> De
                         ));
                     }
                 } else {
-                    if let (Some(st), Some(ms)) = (d.started_at, d.start_timeout_ms) {
-                        if now >= add(st, Duration::from_millis(ms)) {
-                            return terminal(format!(
-                                "did not complete within its startTimeout of {}s",
-                                ms / 1000
-                            ));
-                        }
+                    if let Some(t) = timed_out("complete") {
+                        return t;
                     }
                     waiting = true;
                 }
@@ -1180,6 +1227,14 @@ fn plan_actions(
             .is_some_and(|s| now >= add(s, cfg.cleanup_wait));
         if due && !rec.removed && rec.all().all(ready) {
             let ids: Vec<String> = rec.all().filter_map(|c| c.runtime_id.clone()).collect();
+            // Task-scoped volumes exist only once a container was created.
+            let volumes = if ids.is_empty() {
+                Vec::new()
+            } else {
+                spec::plan_task(&cfg.ctx, &rec.assigned)
+                    .map(|p| p.task_volumes)
+                    .unwrap_or_default()
+            };
             if ids.is_empty() {
                 rec.removed = true;
                 *changed = true;
@@ -1188,7 +1243,11 @@ fn plan_actions(
                     c.op = Some(Op::Remove);
                     c.not_before = None;
                 }
-                out.push(Action::Remove { task_arn: arn, ids });
+                out.push(Action::Remove {
+                    task_arn: arn,
+                    ids,
+                    volumes,
+                });
             }
         }
         return;
@@ -1274,6 +1333,7 @@ fn plan_actions(
                         None
                     },
                     network: Some(spec::cluster_network(&cfg.ctx.cluster)),
+                    volumes: Vec::new(),
                     spec: Box::new(spec),
                 });
             }
@@ -1308,6 +1368,7 @@ fn plan_actions(
                 None
             },
             network: None,
+            volumes: cp.volumes.clone(),
             spec: Box::new(cp.spec.clone()),
         });
     }
@@ -1373,6 +1434,7 @@ pub fn observed_task(rec: &TaskRecord) -> ObservedTask {
             cpu: Some(c.cpu.to_string()),
             memory: c.memory.map(|m| m.to_string()),
             memory_reservation: c.memory_reservation.map(|m| m.to_string()),
+            health_status: c.health.as_deref().map(health_status),
             ..Default::default()
         })
         .collect();
@@ -1414,6 +1476,42 @@ pub fn observed_task(rec: &TaskRecord) -> ObservedTask {
             .and_then(|s| s.reason.as_ref())
             .map(|r| truncate(r, 1024)),
         stop_code: rec.stop.as_ref().and_then(|s| s.code.clone()),
+        health_status: Some(task_health(rec).to_string()),
+    }
+}
+
+fn health_status(h: &str) -> HealthStatus {
+    match h {
+        HEALTH_HEALTHY => HealthStatus::Healthy,
+        HEALTH_UNHEALTHY => HealthStatus::Unhealthy,
+        _ => HealthStatus::UnknownValue,
+    }
+}
+
+/// ECS's task healthStatus: only essential containers with a health check
+/// decide; any UNHEALTHY makes it UNHEALTHY, all HEALTHY make it HEALTHY,
+/// anything else (none with a check included) is UNKNOWN.
+pub fn task_health(rec: &TaskRecord) -> &'static str {
+    let mut checked = rec
+        .containers
+        .iter()
+        .filter(|c| c.essential && c.health_check)
+        .peekable();
+    if checked.peek().is_none() {
+        return HEALTH_UNKNOWN;
+    }
+    let mut all_healthy = true;
+    for c in checked {
+        match c.health.as_deref() {
+            Some(HEALTH_UNHEALTHY) => return HEALTH_UNHEALTHY,
+            Some(HEALTH_HEALTHY) => {}
+            _ => all_healthy = false,
+        }
+    }
+    if all_healthy {
+        HEALTH_HEALTHY
+    } else {
+        HEALTH_UNKNOWN
     }
 }
 

@@ -76,6 +76,7 @@ fn state(id: &str, container: &str, status: Status, exit: Option<i64>) -> Contai
         ports: Vec::new(),
         ips: BTreeMap::new(),
         image_id: "sha256:x".into(),
+        health: None,
     }
 }
 
@@ -740,7 +741,8 @@ fn cleanup_after_the_delay_then_forget() {
         a,
         vec![Action::Remove {
             task_arn: ARN.into(),
-            ids: vec!["id0".into()]
+            ids: vec!["id0".into()],
+            volumes: vec![],
         }]
     );
     assert!(e.step(t(3611)).is_empty(), "removal in flight");
@@ -850,4 +852,103 @@ fn host_mode_bindings_are_static() {
     let o = report(&mut e);
     let b = &o.containers[0].network_bindings.as_ref().unwrap()[0];
     assert_eq!((b.container_port, b.host_port), (Some(8080), Some(8080)));
+}
+
+fn with_health(mut c: ContainerDefinition) -> ContainerDefinition {
+    c.health_check = Some(stevedore_api::ecs::HealthCheck {
+        command: Some(vec!["CMD-SHELL".into(), "true".into()]),
+        ..Default::default()
+    });
+    c
+}
+
+fn healthy(id: &str, container: &str, h: stevedore_runtime::Health) -> ContainerState {
+    let mut s = state(id, container, Status::Running, None);
+    s.health = Some(h);
+    s
+}
+
+#[test]
+fn health_gates_dependants_and_sets_task_health() {
+    use stevedore_api::ecs::HealthStatus;
+    use stevedore_runtime::Health;
+    let mut app = def("app", true);
+    app.depends_on = Some(vec![ContainerDependency {
+        container_name: Some("db".into()),
+        condition: Some(stevedore_api::ecs::ContainerCondition::Healthy),
+    }]);
+    let tasks = vec![assigned(vec![with_health(def("db", true)), app])];
+    let mut e = Engine::new(cfg(), None);
+    e.apply_poll(&poll(tasks.clone(), 1), t(0));
+    e.step(t(0));
+    pulled(&mut e, t(0));
+    assert_eq!(launches(&e.step(t(0))), ["db"]);
+    launched(&mut e, "db", "id-db", t(1));
+    e.apply_state(&healthy("id-db", "db", Health::Starting), t(1));
+    assert!(launches(&e.step(t(1))).is_empty(), "db is only starting");
+    let o = report(&mut e);
+    assert_eq!(
+        o.containers[0].health_status,
+        Some(HealthStatus::UnknownValue)
+    );
+    assert_eq!(o.containers[1].health_status, None);
+    assert_eq!(o.health_status.as_deref(), Some("UNKNOWN"));
+    e.apply_state(&healthy("id-db", "db", Health::Healthy), t(2));
+    assert_eq!(launches(&e.step(t(2))), ["app"]);
+    launched(&mut e, "app", "id-app", t(3));
+    e.step(t(3));
+    let o = report(&mut e);
+    assert_eq!(o.last_status, "RUNNING");
+    assert_eq!(o.containers[0].health_status, Some(HealthStatus::Healthy));
+    assert_eq!(o.health_status.as_deref(), Some("HEALTHY"));
+    // Unhealthy essential container: the task is UNHEALTHY, and keeps running.
+    e.apply_state(&healthy("id-db", "db", Health::Unhealthy), t(4));
+    e.step(t(4));
+    let o = report(&mut e);
+    assert_eq!(o.last_status, "RUNNING");
+    assert_eq!(o.health_status.as_deref(), Some("UNHEALTHY"));
+
+    // A dependency that turns UNHEALTHY before HEALTHY can never be met.
+    let mut e = Engine::new(cfg(), None);
+    e.apply_poll(&poll(tasks, 1), t(0));
+    e.step(t(0));
+    pulled(&mut e, t(0));
+    e.step(t(0));
+    launched(&mut e, "db", "id-db", t(1));
+    e.apply_state(&healthy("id-db", "db", Health::Unhealthy), t(2));
+    e.step(t(2));
+    let o = report(&mut e);
+    let reason = o.containers[1].reason.clone().unwrap();
+    assert!(
+        reason.contains("db is UNHEALTHY (condition HEALTHY)"),
+        "{reason}"
+    );
+    assert_eq!(o.containers[1].exit_code, Some(DEPENDENCY_EXIT_CODE));
+    assert!(o.stopped_reason.as_deref().unwrap().contains("UNHEALTHY"));
+}
+
+#[test]
+fn task_health_counts_only_essential_checked_containers() {
+    use stevedore_runtime::Health;
+    let defs = vec![
+        with_health(def("a", true)),
+        with_health(def("side", false)),
+        def("plain", true),
+    ];
+    let mut e = Engine::new(cfg(), None);
+    e.apply_poll(&poll(vec![assigned(defs)], 1), t(0));
+    e.step(t(0));
+    pulled(&mut e, t(0));
+    e.step(t(0));
+    for (c, id) in [("a", "i1"), ("side", "i2"), ("plain", "i3")] {
+        launched(&mut e, c, id, t(1));
+    }
+    e.apply_state(&healthy("i1", "a", Health::Healthy), t(2));
+    e.apply_state(&healthy("i2", "side", Health::Unhealthy), t(2));
+    e.step(t(2));
+    assert_eq!(report(&mut e).health_status.as_deref(), Some("HEALTHY"));
+    // No checked essential container at all: UNKNOWN.
+    let mut e = Engine::new(cfg(), None);
+    e.apply_poll(&poll(vec![assigned(vec![def("plain", true)])], 1), t(0));
+    assert_eq!(report(&mut e).health_status.as_deref(), Some("UNKNOWN"));
 }

@@ -217,6 +217,8 @@ pub fn capabilities(info: &HostInfo, config: &AgentConfig, awsvpc: bool) -> Vec<
     }
     // dependsOn (START/COMPLETE/SUCCESS), startTimeout and stopTimeout.
     caps.push("ecs.capability.container-ordering".to_string());
+    // Docker health checks, mapped to container and task healthStatus.
+    caps.push("ecs.capability.container-health-check".to_string());
     if awsvpc {
         caps.push("ecs.capability.task-eni".to_string());
     }
@@ -347,6 +349,7 @@ mod tests {
         assert!(has("com.amazonaws.ecs.capability.logging-driver.json-file"));
         assert!(has("ecs.capability.task-eni"));
         assert!(has("ecs.capability.container-ordering"));
+        assert!(has("ecs.capability.container-health-check"));
         assert!(!has("com.amazonaws.ecs.capability.privileged-container"));
         let v = req.version_info.unwrap();
         assert_eq!(v.agent_version.as_deref(), Some(AGENT_VERSION));

@@ -9,10 +9,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use stevedore_api::agent::AssignedTask;
 use stevedore_api::ecs::{
-    ContainerCondition, ContainerDefinition, ContainerOverride, KeyValuePair, NetworkMode,
-    TransportProtocol,
+    ContainerCondition, ContainerDefinition, ContainerOverride, DeviceCgroupPermission,
+    KeyValuePair, NetworkMode, Scope, TransportProtocol,
 };
-use stevedore_runtime::{labels, ContainerSpec, NetworkSpec, PortSpec, Protocol, Ulimit};
+use stevedore_runtime::{
+    labels, ContainerOptions, ContainerSpec, DeviceSpec, HealthCheck, MountSpec, NetworkSpec,
+    PortSpec, Protocol, TmpfsSpec, Ulimit, VolumeSpec,
+};
 
 /// Docker's minimum memory limit (since 20.10), MiB.
 pub const MIN_CONTAINER_MEMORY_MIB: i64 = 6;
@@ -56,6 +59,40 @@ pub enum Condition {
     Start,
     Complete,
     Success,
+    Healthy,
+}
+
+impl Condition {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Condition::Start => "START",
+            Condition::Complete => "COMPLETE",
+            Condition::Success => "SUCCESS",
+            Condition::Healthy => "HEALTHY",
+        }
+    }
+}
+
+/// ECS's health check defaults, seconds.
+pub const HEALTH_INTERVAL_DEFAULT: u64 = 30;
+pub const HEALTH_TIMEOUT_DEFAULT: u64 = 5;
+pub const HEALTH_RETRIES_DEFAULT: u32 = 3;
+
+/// A named Docker volume a container needs before it is created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NeededVolume {
+    pub spec: VolumeSpec,
+    /// Create it when missing (task-scoped volumes always; shared ones with
+    /// `autoprovision`).
+    pub create: bool,
+}
+
+/// Where a task definition volume comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum VolumeSource {
+    /// `host.sourcePath`: a bind mount.
+    Bind(String),
+    Docker(NeededVolume),
 }
 
 /// One container of a planned task.
@@ -76,6 +113,10 @@ pub struct ContainerPlan {
     /// Static host-side bindings to report for host-mode tasks (Docker has
     /// none to show).
     pub host_mode_ports: Vec<PortSpec>,
+    /// The container definition has a `healthCheck`.
+    pub health_check: bool,
+    /// Docker volumes to ensure before creating the container.
+    pub volumes: Vec<NeededVolume>,
     pub spec: ContainerSpec,
 }
 
@@ -88,6 +129,8 @@ pub struct TaskPlan {
     pub pause: Option<ContainerSpec>,
     /// In definition order.
     pub containers: Vec<ContainerPlan>,
+    /// Docker volumes that live as long as the task (removed at cleanup).
+    pub task_volumes: Vec<String>,
 }
 
 /// The last segment of a task ARN (`.../task/cluster/ID`), made safe for a
@@ -161,9 +204,6 @@ fn create_error(msg: impl std::fmt::Display) -> String {
 /// Task-level checks: fields the agent would otherwise drop.
 fn check_task_fields(task: &AssignedTask) -> Result<(), String> {
     let td = &task.task_definition;
-    if td.volumes.as_ref().is_some_and(|v| !v.is_empty()) {
-        return Err(unsupported("task definition volumes"));
-    }
     if td.pid_mode.is_some() {
         return Err(unsupported("pidMode"));
     }
@@ -205,44 +245,11 @@ fn check_container_fields(
     o: Option<&ContainerOverride>,
 ) -> Result<(), String> {
     let name = c.name.as_deref().unwrap_or("?");
-    let checks: [(bool, &str); 22] = [
-        (
-            c.mount_points.as_ref().is_some_and(|v| !v.is_empty()),
-            "mountPoints",
-        ),
-        (
-            c.volumes_from.as_ref().is_some_and(|v| !v.is_empty()),
-            "volumesFrom",
-        ),
-        (c.links.as_ref().is_some_and(|v| !v.is_empty()), "links"),
-        (c.hostname.is_some(), "hostname"),
-        (c.health_check.is_some(), "healthCheck"),
+    let checks: [(bool, &str); 9] = [
         (c.secrets.as_ref().is_some_and(|v| !v.is_empty()), "secrets"),
         (
             c.environment_files.as_ref().is_some_and(|v| !v.is_empty()),
             "environmentFiles",
-        ),
-        (
-            c.dns_servers.as_ref().is_some_and(|v| !v.is_empty()),
-            "dnsServers",
-        ),
-        (
-            c.dns_search_domains.as_ref().is_some_and(|v| !v.is_empty()),
-            "dnsSearchDomains",
-        ),
-        (
-            c.extra_hosts.as_ref().is_some_and(|v| !v.is_empty()),
-            "extraHosts",
-        ),
-        (
-            c.docker_security_options
-                .as_ref()
-                .is_some_and(|v| !v.is_empty()),
-            "dockerSecurityOptions",
-        ),
-        (
-            c.system_controls.as_ref().is_some_and(|v| !v.is_empty()),
-            "systemControls",
         ),
         (
             c.resource_requirements
@@ -262,9 +269,6 @@ fn check_container_fields(
                 .is_some_and(|r| r.enabled == Some(true)),
             "restartPolicy",
         ),
-        (c.interactive == Some(true), "interactive"),
-        (c.pseudo_terminal == Some(true), "pseudoTerminal"),
-        (c.disable_networking == Some(true), "disableNetworking"),
         (
             o.is_some_and(|o| o.environment_files.as_ref().is_some_and(|v| !v.is_empty())),
             "environmentFiles overrides",
@@ -284,16 +288,10 @@ fn check_container_fields(
         }
     }
     if let Some(lp) = &c.linux_parameters {
-        // An all-empty linuxParameters is harmless; anything set is not.
-        let empty = lp.capabilities.is_none()
-            && lp.devices.as_ref().is_none_or(|v| v.is_empty())
-            && lp.init_process_enabled.is_none_or(|v| !v)
-            && lp.max_swap.is_none()
-            && lp.shared_memory_size.is_none()
-            && lp.swappiness.is_none()
-            && lp.tmpfs.as_ref().is_none_or(|v| v.is_empty());
-        if !empty {
-            return Err(unsupported(&format!("linuxParameters (container {name})")));
+        if lp.max_swap.is_some() || lp.swappiness.is_some() {
+            return Err(unsupported(&format!(
+                "linuxParameters.maxSwap and swappiness (container {name})"
+            )));
         }
     }
     if let Some(lc) = &c.log_configuration {
@@ -433,11 +431,22 @@ pub fn plan_task(ctx: &SpecContext, task: &AssignedTask) -> Result<TaskPlan, Str
             readonly_rootfs: false,
             privileged: false,
             stop_timeout: Some(ctx.default_stop_timeout),
+            options: ContainerOptions::default(),
         })
     } else {
         None
     };
 
+    let volumes = plan_volumes(ctx, task, &task_id)?;
+    let task_volumes: Vec<String> = volumes
+        .values()
+        .filter_map(|v| match v {
+            VolumeSource::Docker(n) if n.spec.labels.contains_key(labels::TASK) => {
+                Some(n.spec.name.clone())
+            }
+            _ => None,
+        })
+        .collect();
     let mut containers = Vec::with_capacity(defs.len());
     for (c, name) in defs.iter().zip(&names) {
         let o = overrides
@@ -582,9 +591,15 @@ pub fn plan_task(ctx: &SpecContext, task: &AssignedTask) -> Result<TaskPlan, Str
                 Some(ContainerCondition::Complete) => Condition::Complete,
                 Some(ContainerCondition::Success) => Condition::Success,
                 Some(ContainerCondition::Healthy) => {
-                    return Err(unsupported(&format!(
-                        "dependsOn condition HEALTHY (container {name}; container health checks)"
-                    )))
+                    let has_check = defs
+                        .iter()
+                        .any(|x| x.name.as_ref() == Some(&dep) && x.health_check.is_some());
+                    if !has_check {
+                        return Err(create_error(format!(
+                            "container {name} depends on {dep} being HEALTHY, but {dep} has no healthCheck"
+                        )));
+                    }
+                    Condition::Healthy
                 }
                 Some(ContainerCondition::Unknown(v)) => {
                     return Err(create_error(format!("unknown dependsOn condition {v:?}")))
@@ -608,6 +623,17 @@ pub fn plan_task(ctx: &SpecContext, task: &AssignedTask) -> Result<TaskPlan, Str
             .start_timeout
             .filter(|s| *s > 0)
             .map(|s| Duration::from_secs(s as u64));
+
+        let (options, needed) = container_options(
+            ctx,
+            c,
+            name,
+            &names,
+            &task_id,
+            network,
+            &volumes,
+            &mut depends_on,
+        )?;
 
         let net = match network {
             NetMode::Bridge => NetworkSpec::Bridge,
@@ -634,6 +660,7 @@ pub fn plan_task(ctx: &SpecContext, task: &AssignedTask) -> Result<TaskPlan, Str
             readonly_rootfs: c.readonly_root_filesystem == Some(true),
             privileged: c.privileged == Some(true),
             stop_timeout: Some(stop_timeout),
+            options,
         };
         containers.push(ContainerPlan {
             name: name.clone(),
@@ -645,6 +672,8 @@ pub fn plan_task(ctx: &SpecContext, task: &AssignedTask) -> Result<TaskPlan, Str
             memory,
             memory_reservation,
             host_mode_ports,
+            health_check: c.health_check.is_some(),
+            volumes: needed,
             spec,
         });
     }
@@ -654,7 +683,354 @@ pub fn plan_task(ctx: &SpecContext, task: &AssignedTask) -> Result<TaskPlan, Str
         network,
         pause,
         containers,
+        task_volumes,
     })
+}
+
+/// Docker name of a task-scoped volume.
+pub fn task_volume_name(task_id: &str, volume: &str, suffix: &str) -> String {
+    format!("stevedore-{task_id}-{volume}-{suffix}")
+}
+
+/// The task definition's volumes, by name.
+fn plan_volumes(
+    ctx: &SpecContext,
+    task: &AssignedTask,
+    task_id: &str,
+) -> Result<BTreeMap<String, VolumeSource>, String> {
+    let mut out = BTreeMap::new();
+    for v in task.task_definition.volumes.as_deref().unwrap_or_default() {
+        let name = v.name.clone().unwrap_or_default();
+        let valid = !name.is_empty()
+            && name.len() <= 255
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !valid || out.contains_key(&name) {
+            return Err(create_error(format!(
+                "invalid or duplicate volume name {name:?}"
+            )));
+        }
+        for (present, what) in [
+            (
+                v.efs_volume_configuration.is_some(),
+                "efsVolumeConfiguration",
+            ),
+            (
+                v.fsx_windows_file_server_volume_configuration.is_some(),
+                "fsxWindowsFileServerVolumeConfiguration",
+            ),
+            (
+                v.s3files_volume_configuration.is_some(),
+                "s3filesVolumeConfiguration",
+            ),
+            (v.configured_at_launch == Some(true), "configuredAtLaunch"),
+        ] {
+            if present {
+                return Err(unsupported(&format!("{what} (volume {name})")));
+            }
+        }
+        let source_path = v
+            .host
+            .as_ref()
+            .and_then(|h| h.source_path.clone())
+            .filter(|p| !p.is_empty());
+        let source = match (source_path, &v.docker_volume_configuration) {
+            (Some(_), Some(_)) => {
+                return Err(create_error(format!(
+                    "volume {name} has both host and dockerVolumeConfiguration"
+                )))
+            }
+            (Some(path), None) => {
+                if !path.starts_with('/') {
+                    return Err(create_error(format!(
+                        "volume {name}: host.sourcePath {path:?} is not an absolute path"
+                    )));
+                }
+                VolumeSource::Bind(path)
+            }
+            (None, Some(d)) => {
+                let shared = match &d.scope {
+                    None | Some(Scope::Task) => false,
+                    Some(Scope::Shared) => true,
+                    Some(Scope::Unknown(s)) => {
+                        return Err(create_error(format!("volume {name}: unknown scope {s:?}")))
+                    }
+                };
+                let mut l = d.labels.clone().unwrap_or_default();
+                let docker_name = if shared {
+                    name.clone()
+                } else {
+                    l.insert(labels::TASK.to_string(), task.task_arn.clone());
+                    l.insert(labels::INSTANCE.to_string(), ctx.instance_arn.clone());
+                    task_volume_name(task_id, &name, &ctx.name_suffix)
+                };
+                VolumeSource::Docker(NeededVolume {
+                    spec: VolumeSpec {
+                        name: docker_name,
+                        driver: d.driver.clone().filter(|d| !d.is_empty()),
+                        driver_opts: d.driver_opts.clone().unwrap_or_default(),
+                        labels: l,
+                    },
+                    create: !shared || d.autoprovision == Some(true),
+                })
+            }
+            // An empty host volume: Docker volume living as long as the task.
+            (None, None) => VolumeSource::Docker(NeededVolume {
+                spec: VolumeSpec {
+                    name: task_volume_name(task_id, &name, &ctx.name_suffix),
+                    driver: None,
+                    driver_opts: BTreeMap::new(),
+                    labels: BTreeMap::from([
+                        (labels::TASK.to_string(), task.task_arn.clone()),
+                        (labels::INSTANCE.to_string(), ctx.instance_arn.clone()),
+                    ]),
+                },
+                create: true,
+            }),
+        };
+        out.insert(name, source);
+    }
+    Ok(out)
+}
+
+fn absolute(path: Option<&String>, what: &str, name: &str) -> Result<String, String> {
+    match path {
+        Some(p) if p.starts_with('/') => Ok(p.clone()),
+        other => Err(create_error(format!(
+            "container {name}: {what} {other:?} is not an absolute path"
+        ))),
+    }
+}
+
+fn add_start_dependency(depends_on: &mut Vec<(String, Condition)>, dep: &str) {
+    if !depends_on.iter().any(|(d, _)| d == dep) {
+        depends_on.push((dep.to_string(), Condition::Start));
+    }
+}
+
+/// The health check, volumes, Linux parameters and host options of one
+/// container, plus the Docker volumes it needs. `volumesFrom` and `links`
+/// add an implicit START dependency on their container, as on ECS.
+#[allow(clippy::too_many_arguments)]
+fn container_options(
+    ctx: &SpecContext,
+    c: &ContainerDefinition,
+    name: &str,
+    names: &[String],
+    task_id: &str,
+    network: NetMode,
+    volumes: &BTreeMap<String, VolumeSource>,
+    depends_on: &mut Vec<(String, Condition)>,
+) -> Result<(ContainerOptions, Vec<NeededVolume>), String> {
+    let mut o = ContainerOptions::default();
+    let mut needed: Vec<NeededVolume> = Vec::new();
+    let mode_name = match network {
+        NetMode::Bridge => "bridge",
+        NetMode::Host => "host",
+        NetMode::None => "none",
+        NetMode::Awsvpc => "awsvpc",
+    };
+    let not_in = |field: &str| {
+        create_error(format!(
+            "container {name}: {field} is not allowed in {mode_name} network mode"
+        ))
+    };
+
+    if let Some(h) = &c.health_check {
+        let cmd = h.command.clone().unwrap_or_default();
+        match cmd.first().map(String::as_str) {
+            Some("CMD" | "CMD-SHELL") if cmd.len() >= 2 => {}
+            _ => {
+                return Err(create_error(format!(
+                    "container {name}: healthCheck.command must start with CMD or CMD-SHELL and name a command"
+                )))
+            }
+        }
+        let secs = |v: Option<i32>, default: u64, what: &str| -> Result<Duration, String> {
+            match v {
+                None => Ok(Duration::from_secs(default)),
+                Some(v) if v >= 0 => Ok(Duration::from_secs(v as u64)),
+                Some(v) => Err(create_error(format!(
+                    "container {name}: healthCheck.{what} {v} is negative"
+                ))),
+            }
+        };
+        o.health_check = Some(HealthCheck {
+            test: cmd,
+            interval: secs(h.interval, HEALTH_INTERVAL_DEFAULT, "interval")?,
+            timeout: secs(h.timeout, HEALTH_TIMEOUT_DEFAULT, "timeout")?,
+            retries: match h.retries {
+                None => HEALTH_RETRIES_DEFAULT,
+                Some(r) => u32::try_from(r).map_err(|_| {
+                    create_error(format!(
+                        "container {name}: healthCheck.retries {r} is negative"
+                    ))
+                })?,
+            },
+            start_period: secs(h.start_period, 0, "startPeriod")?,
+        });
+    }
+
+    for mp in c.mount_points.as_deref().unwrap_or_default() {
+        let vol = mp.source_volume.clone().unwrap_or_default();
+        let target = absolute(
+            mp.container_path.as_ref(),
+            "mountPoints.containerPath",
+            name,
+        )?;
+        let source = match volumes.get(&vol) {
+            None => {
+                return Err(create_error(format!(
+                    "container {name}: mountPoints names volume {vol:?}, which is not in the task definition"
+                )))
+            }
+            Some(VolumeSource::Bind(path)) => path.clone(),
+            Some(VolumeSource::Docker(n)) => {
+                if !needed.contains(n) {
+                    needed.push(n.clone());
+                }
+                n.spec.name.clone()
+            }
+        };
+        o.mounts.push(MountSpec {
+            source,
+            target,
+            read_only: mp.read_only == Some(true),
+        });
+    }
+
+    for vf in c.volumes_from.as_deref().unwrap_or_default() {
+        let src = vf.source_container.clone().unwrap_or_default();
+        if !names.contains(&src) || src == name {
+            return Err(create_error(format!(
+                "container {name}: volumesFrom names {src:?}, which is not another container of the task"
+            )));
+        }
+        add_start_dependency(depends_on, &src);
+        o.volumes_from.push((
+            docker_name(task_id, &src, &ctx.name_suffix),
+            vf.read_only == Some(true),
+        ));
+    }
+
+    for link in c.links.as_deref().unwrap_or_default() {
+        if network != NetMode::Bridge {
+            return Err(not_in("links"));
+        }
+        let (target, alias) = link
+            .split_once(':')
+            .unwrap_or((link.as_str(), link.as_str()));
+        if !names.iter().any(|n| n == target) || target == name || alias.is_empty() {
+            return Err(create_error(format!(
+                "container {name}: link {link:?} does not name another container of the task"
+            )));
+        }
+        add_start_dependency(depends_on, target);
+        o.links.push(format!(
+            "{}:{alias}",
+            docker_name(task_id, target, &ctx.name_suffix)
+        ));
+    }
+
+    if let Some(lp) = &c.linux_parameters {
+        if let Some(caps) = &lp.capabilities {
+            o.cap_add = caps.add.clone().unwrap_or_default();
+            o.cap_drop = caps.drop.clone().unwrap_or_default();
+        }
+        o.init = lp.init_process_enabled == Some(true);
+        for t in lp.tmpfs.as_deref().unwrap_or_default() {
+            let path = absolute(t.container_path.as_ref(), "tmpfs.containerPath", name)?;
+            let size = t.size.filter(|s| *s > 0).ok_or_else(|| {
+                create_error(format!(
+                    "container {name}: tmpfs {path} needs a positive size"
+                ))
+            })?;
+            o.tmpfs.push(TmpfsSpec {
+                container_path: path,
+                size_mib: Some(i64::from(size)),
+                options: t.mount_options.clone().unwrap_or_default(),
+            });
+        }
+        if let Some(shm) = lp.shared_memory_size {
+            if shm <= 0 {
+                return Err(create_error(format!(
+                    "container {name}: sharedMemorySize must be positive"
+                )));
+            }
+            o.shm_size_mib = Some(i64::from(shm));
+        }
+        for d in lp.devices.as_deref().unwrap_or_default() {
+            let host_path = absolute(d.host_path.as_ref(), "devices.hostPath", name)?;
+            let container_path = d
+                .container_path
+                .as_ref()
+                .map(|p| absolute(Some(p), "devices.containerPath", name))
+                .transpose()?;
+            let mut permissions = String::new();
+            for p in d.permissions.as_deref().unwrap_or_default() {
+                permissions.push(match p {
+                    DeviceCgroupPermission::Read => 'r',
+                    DeviceCgroupPermission::Write => 'w',
+                    DeviceCgroupPermission::Mknod => 'm',
+                    DeviceCgroupPermission::Unknown(v) => {
+                        return Err(create_error(format!(
+                            "container {name}: unknown device permission {v:?}"
+                        )))
+                    }
+                });
+            }
+            if permissions.is_empty() {
+                permissions = "rwm".to_string();
+            }
+            o.devices.push(DeviceSpec {
+                host_path,
+                container_path,
+                permissions,
+            });
+        }
+    }
+
+    for sc in c.system_controls.as_deref().unwrap_or_default() {
+        let (Some(k), Some(v)) = (&sc.namespace, &sc.value) else {
+            return Err(create_error(format!(
+                "container {name}: systemControls need a namespace and a value"
+            )));
+        };
+        o.sysctls.insert(k.clone(), v.clone());
+    }
+    for h in c.extra_hosts.as_deref().unwrap_or_default() {
+        if network == NetMode::Awsvpc {
+            return Err(not_in("extraHosts"));
+        }
+        let (Some(host), Some(ip)) = (&h.hostname, &h.ip_address) else {
+            return Err(create_error(format!(
+                "container {name}: extraHosts need a hostname and an ipAddress"
+            )));
+        };
+        o.extra_hosts.push(format!("{host}:{ip}"));
+    }
+    let dns = c.dns_servers.clone().unwrap_or_default();
+    let search = c.dns_search_domains.clone().unwrap_or_default();
+    if network == NetMode::Awsvpc && !dns.is_empty() {
+        return Err(not_in("dnsServers"));
+    }
+    if network == NetMode::Awsvpc && !search.is_empty() {
+        return Err(not_in("dnsSearchDomains"));
+    }
+    o.dns_servers = dns;
+    o.dns_search = search;
+    if let Some(h) = &c.hostname {
+        if network == NetMode::Awsvpc {
+            return Err(not_in("hostname"));
+        }
+        o.hostname = Some(h.clone());
+    }
+    o.interactive = c.interactive == Some(true);
+    o.tty = c.pseudo_terminal == Some(true);
+    o.security_opt = c.docker_security_options.clone().unwrap_or_default();
+    o.network_disabled = c.disable_networking == Some(true);
+    Ok((o, needed))
 }
 
 fn check_acyclic(containers: &[ContainerPlan]) -> Result<(), String> {
@@ -693,8 +1069,10 @@ fn check_acyclic(containers: &[ContainerPlan]) -> Result<(), String> {
 mod tests {
     use super::*;
     use stevedore_api::ecs::{
-        ContainerDependency, LogConfiguration, LogDriver, PortMapping, TaskDefinition,
-        TaskOverride, Ulimit as EcsUlimit, UlimitName,
+        ContainerDependency, Device, DockerVolumeConfiguration, HealthCheck as EcsHealthCheck,
+        HostEntry, HostVolumeProperties, KernelCapabilities, LinuxParameters, LogConfiguration,
+        LogDriver, MountPoint, PortMapping, SystemControl, TaskDefinition, TaskOverride, Tmpfs,
+        Ulimit as EcsUlimit, UlimitName, Volume, VolumeFrom,
     };
 
     pub(crate) fn ctx() -> SpecContext {
@@ -1041,10 +1419,34 @@ mod tests {
     #[test]
     fn unsupported_fields_are_refused_not_dropped() {
         let mut c = def("app");
-        c.hostname = Some("h".into());
+        c.secrets = Some(vec![Default::default()]);
         assert!(plan_task(&ctx(), &task(vec![c]))
             .unwrap_err()
-            .contains("hostname"));
+            .contains("secrets"));
+        let mut c = def("app");
+        c.hostname = Some("h".into());
+        let mut t = task(vec![c]);
+        t.task_definition.network_mode = Some(NetworkMode::Awsvpc);
+        assert!(plan_task(&ctx(), &t)
+            .unwrap_err()
+            .contains("hostname is not allowed in awsvpc"));
+        let mut c = def("app");
+        c.linux_parameters = Some(LinuxParameters {
+            swappiness: Some(10),
+            ..Default::default()
+        });
+        assert!(plan_task(&ctx(), &task(vec![c]))
+            .unwrap_err()
+            .contains("swappiness"));
+        let mut t = task(vec![def("app")]);
+        t.task_definition.volumes = Some(vec![Volume {
+            name: Some("efs".into()),
+            efs_volume_configuration: Some(Default::default()),
+            ..Default::default()
+        }]);
+        assert!(plan_task(&ctx(), &t)
+            .unwrap_err()
+            .contains("efsVolumeConfiguration"));
         let mut c = def("app");
         c.log_configuration = Some(LogConfiguration {
             log_driver: Some(LogDriver::Awslogs),
@@ -1096,5 +1498,270 @@ mod tests {
         assert!(plan_task(&ctx(), &task(vec![def("init"), h]))
             .unwrap_err()
             .contains("HEALTHY"));
+    }
+
+    #[test]
+    fn health_check_defaults_and_forms() {
+        let mut c = def("app");
+        c.health_check = Some(EcsHealthCheck {
+            command: Some(vec!["CMD-SHELL".into(), "curl -f localhost".into()]),
+            ..Default::default()
+        });
+        let p = plan_task(&ctx(), &task(vec![c.clone()])).unwrap();
+        assert!(p.containers[0].health_check);
+        assert_eq!(
+            p.containers[0].spec.options.health_check,
+            Some(HealthCheck {
+                test: vec!["CMD-SHELL".into(), "curl -f localhost".into()],
+                interval: Duration::from_secs(30),
+                timeout: Duration::from_secs(5),
+                retries: 3,
+                start_period: Duration::ZERO,
+            })
+        );
+        c.health_check = Some(EcsHealthCheck {
+            command: Some(vec!["CMD".into(), "true".into()]),
+            interval: Some(5),
+            timeout: Some(2),
+            retries: Some(1),
+            start_period: Some(10),
+        });
+        let p = plan_task(&ctx(), &task(vec![c.clone()])).unwrap();
+        let h = p.containers[0].spec.options.health_check.clone().unwrap();
+        assert_eq!(
+            (h.interval, h.timeout, h.retries, h.start_period),
+            (
+                Duration::from_secs(5),
+                Duration::from_secs(2),
+                1,
+                Duration::from_secs(10)
+            )
+        );
+        c.health_check = Some(EcsHealthCheck {
+            command: Some(vec!["curl".into()]),
+            ..Default::default()
+        });
+        assert!(plan_task(&ctx(), &task(vec![c]))
+            .unwrap_err()
+            .contains("CMD or CMD-SHELL"));
+        // HEALTHY on a dependency with a check is planned.
+        let mut db = def("db");
+        db.health_check = Some(EcsHealthCheck {
+            command: Some(vec!["CMD".into(), "true".into()]),
+            ..Default::default()
+        });
+        let mut app = def("app");
+        app.depends_on = Some(vec![ContainerDependency {
+            container_name: Some("db".into()),
+            condition: Some(ContainerCondition::Healthy),
+        }]);
+        let p = plan_task(&ctx(), &task(vec![db, app])).unwrap();
+        assert_eq!(
+            p.containers[1].depends_on,
+            vec![("db".to_string(), Condition::Healthy)]
+        );
+    }
+
+    #[test]
+    fn volumes_and_mount_points() {
+        let mut web = def("web");
+        let mp = |v: &str, path: &str, ro: bool| MountPoint {
+            source_volume: Some(v.into()),
+            container_path: Some(path.into()),
+            read_only: Some(ro),
+        };
+        web.mount_points = Some(vec![
+            mp("hostdir", "/h", true),
+            mp("scratch", "/s", false),
+            mp("shared", "/shared", false),
+            mp("tvol", "/t", false),
+        ]);
+        let mut side = def("side");
+        side.volumes_from = Some(vec![VolumeFrom {
+            source_container: Some("web".into()),
+            read_only: Some(true),
+        }]);
+        let mut t = task(vec![web, side]);
+        t.task_definition.volumes = Some(vec![
+            Volume {
+                name: Some("hostdir".into()),
+                host: Some(HostVolumeProperties {
+                    source_path: Some("/srv/data".into()),
+                }),
+                ..Default::default()
+            },
+            Volume {
+                name: Some("scratch".into()),
+                host: Some(HostVolumeProperties { source_path: None }),
+                ..Default::default()
+            },
+            Volume {
+                name: Some("shared".into()),
+                docker_volume_configuration: Some(DockerVolumeConfiguration {
+                    scope: Some(Scope::Shared),
+                    autoprovision: Some(true),
+                    driver: Some("local".into()),
+                    labels: Some(BTreeMap::from([("team".into(), "a".into())])),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            Volume {
+                name: Some("tvol".into()),
+                docker_volume_configuration: Some(DockerVolumeConfiguration {
+                    scope: Some(Scope::Task),
+                    driver_opts: Some(BTreeMap::from([("type".into(), "tmpfs".into())])),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ]);
+        let p = plan_task(&ctx(), &t).unwrap();
+        let id = "0123456789abcdef0123456789abcdef";
+        let scratch = format!("stevedore-{id}-scratch-abcd1234");
+        let tvol = format!("stevedore-{id}-tvol-abcd1234");
+        let o = &p.containers[0].spec.options;
+        let m = |source: &str, target: &str, read_only: bool| MountSpec {
+            source: source.into(),
+            target: target.into(),
+            read_only,
+        };
+        assert_eq!(
+            o.mounts,
+            vec![
+                m("/srv/data", "/h", true),
+                m(&scratch, "/s", false),
+                m("shared", "/shared", false),
+                m(&tvol, "/t", false),
+            ]
+        );
+        let needed = &p.containers[0].volumes;
+        assert_eq!(needed.len(), 3);
+        assert!(needed.iter().all(|n| n.create));
+        assert_eq!(needed[1].spec.driver.as_deref(), Some("local"));
+        assert_eq!(needed[1].spec.labels["team"], "a");
+        assert!(!needed[1].spec.labels.contains_key(labels::TASK));
+        assert_eq!(needed[2].spec.driver_opts["type"], "tmpfs");
+        let mut tv = p.task_volumes.clone();
+        tv.sort();
+        assert_eq!(tv, vec![scratch, tvol]);
+        // volumesFrom: the Docker name, read-only, and an implied START.
+        let side = &p.containers[1];
+        assert_eq!(
+            side.spec.options.volumes_from,
+            vec![(format!("stevedore-{id}-web-abcd1234"), true)]
+        );
+        assert_eq!(side.depends_on, vec![("web".to_string(), Condition::Start)]);
+
+        // Shared without autoprovision must exist; unknown volumes are refused.
+        let mut t2 = t.clone();
+        let vols = t2.task_definition.volumes.as_mut().unwrap();
+        vols[2]
+            .docker_volume_configuration
+            .as_mut()
+            .unwrap()
+            .autoprovision = None;
+        let p = plan_task(&ctx(), &t2).unwrap();
+        assert!(!p.containers[0].volumes[1].create);
+        let mut c = def("x");
+        c.mount_points = Some(vec![mp("nope", "/n", false)]);
+        assert!(plan_task(&ctx(), &task(vec![c]))
+            .unwrap_err()
+            .contains("\"nope\""));
+    }
+
+    #[test]
+    fn linux_parameters_and_host_options() {
+        let mut c = def("app");
+        c.linux_parameters = Some(LinuxParameters {
+            capabilities: Some(KernelCapabilities {
+                add: Some(vec!["NET_ADMIN".into()]),
+                drop: Some(vec!["CHOWN".into()]),
+            }),
+            init_process_enabled: Some(true),
+            tmpfs: Some(vec![Tmpfs {
+                container_path: Some("/tmp".into()),
+                size: Some(64),
+                mount_options: Some(vec!["noexec".into()]),
+            }]),
+            shared_memory_size: Some(256),
+            devices: Some(vec![Device {
+                host_path: Some("/dev/null".into()),
+                container_path: Some("/dev/nothing".into()),
+                permissions: Some(vec![DeviceCgroupPermission::Read]),
+            }]),
+            ..Default::default()
+        });
+        c.system_controls = Some(vec![SystemControl {
+            namespace: Some("net.core.somaxconn".into()),
+            value: Some("1024".into()),
+        }]);
+        c.extra_hosts = Some(vec![HostEntry {
+            hostname: Some("db".into()),
+            ip_address: Some("10.0.0.5".into()),
+        }]);
+        c.dns_servers = Some(vec!["10.0.0.2".into()]);
+        c.dns_search_domains = Some(vec!["corp".into()]);
+        c.hostname = Some("web".into());
+        c.interactive = Some(true);
+        c.pseudo_terminal = Some(true);
+        c.docker_security_options = Some(vec!["no-new-privileges".into()]);
+        c.links = Some(vec!["db:database".into()]);
+        let mut nonet = def("nonet");
+        nonet.disable_networking = Some(true);
+        let p = plan_task(&ctx(), &task(vec![c.clone(), def("db"), nonet])).unwrap();
+        let o = &p.containers[0].spec.options;
+        assert_eq!(o.cap_add, vec!["NET_ADMIN"]);
+        assert_eq!(o.cap_drop, vec!["CHOWN"]);
+        assert!(o.init);
+        assert_eq!(
+            o.tmpfs,
+            vec![TmpfsSpec {
+                container_path: "/tmp".into(),
+                size_mib: Some(64),
+                options: vec!["noexec".into()],
+            }]
+        );
+        assert_eq!(o.shm_size_mib, Some(256));
+        assert_eq!(
+            o.devices,
+            vec![DeviceSpec {
+                host_path: "/dev/null".into(),
+                container_path: Some("/dev/nothing".into()),
+                permissions: "r".into(),
+            }]
+        );
+        assert_eq!(o.sysctls["net.core.somaxconn"], "1024");
+        assert_eq!(o.extra_hosts, vec!["db:10.0.0.5"]);
+        assert_eq!(o.dns_servers, vec!["10.0.0.2"]);
+        assert_eq!(o.dns_search, vec!["corp"]);
+        assert_eq!(o.hostname.as_deref(), Some("web"));
+        assert!(o.interactive && o.tty);
+        assert_eq!(o.security_opt, vec!["no-new-privileges"]);
+        assert_eq!(
+            o.links,
+            vec!["stevedore-0123456789abcdef0123456789abcdef-db-abcd1234:database"]
+        );
+        assert_eq!(
+            p.containers[0].depends_on,
+            vec![("db".to_string(), Condition::Start)]
+        );
+        assert!(p.containers[2].spec.options.network_disabled);
+        // links are bridge-only; extraHosts/dns are not allowed in awsvpc.
+        let mut t = task(vec![c, def("db")]);
+        t.task_definition.network_mode = Some(NetworkMode::Host);
+        assert!(plan_task(&ctx(), &t)
+            .unwrap_err()
+            .contains("links is not allowed in host"));
+        let mut c = def("app");
+        c.extra_hosts = Some(vec![HostEntry {
+            hostname: Some("db".into()),
+            ip_address: Some("10.0.0.5".into()),
+        }]);
+        let mut t = task(vec![c]);
+        t.task_definition.network_mode = Some(NetworkMode::Awsvpc);
+        assert!(plan_task(&ctx(), &t)
+            .unwrap_err()
+            .contains("extraHosts is not allowed in awsvpc"));
     }
 }

@@ -104,4 +104,8 @@ pub struct ObservedTask {
     /// ECS TaskStopCode value, e.g. EssentialContainerExited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_code: Option<String>,
+    /// ECS task healthStatus (HEALTHY, UNHEALTHY or UNKNOWN), derived from
+    /// the essential containers' health checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_status: Option<String>,
 }

@@ -7,8 +7,8 @@
 use crate::{arn::Scope, ModelError};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use stevedore_api::ecs::{
-    Attribute, Compatibility, ContainerCondition, ContainerDefinition, NetworkMode,
-    RegisterTaskDefinitionRequest, TaskDefinition, TaskDefinitionStatus, TransportProtocol,
+    Attribute, Compatibility, ContainerDefinition, NetworkMode, RegisterTaskDefinitionRequest,
+    TaskDefinition, TaskDefinitionStatus, TransportProtocol,
 };
 use stevedore_api::Timestamp;
 
@@ -741,10 +741,27 @@ pub fn unsupported_for_run(td: &TaskDefinition) -> Option<String> {
             found.push(field.to_string());
         }
     };
-    task(
-        td.volumes.as_ref().is_some_and(|v| !v.is_empty()),
-        "volumes",
-    );
+    for v in td.volumes.as_deref().unwrap_or_default() {
+        let name = v.name.as_deref().unwrap_or("");
+        task(
+            v.efs_volume_configuration.is_some(),
+            &format!("volumes[{name}].efsVolumeConfiguration"),
+        );
+        task(
+            v.fsx_windows_file_server_volume_configuration.is_some(),
+            &format!("volumes[{name}].fsxWindowsFileServerVolumeConfiguration"),
+        );
+        task(
+            v.s3files_volume_configuration.is_some(),
+            &format!("volumes[{name}].s3filesVolumeConfiguration"),
+        );
+        task(
+            v.configured_at_launch == Some(true),
+            &format!("volumes[{name}].configuredAtLaunch"),
+        );
+    }
+    let awsvpc = td.network_mode == Some(NetworkMode::Awsvpc);
+    let bridge = matches!(td.network_mode, None | Some(NetworkMode::Bridge));
     task(
         td.task_role_arn.is_some(),
         "taskRoleArn (no IAM: task role credentials are not provided)",
@@ -766,18 +783,12 @@ pub fn unsupported_for_run(td: &TaskDefinition) -> Option<String> {
                 found.push(format!("containerDefinitions[{name}].{f}"));
             }
         };
-        field(c.health_check.is_some(), "healthCheck");
         field(
-            c.depends_on
-                .as_deref()
-                .unwrap_or_default()
-                .iter()
-                .any(|d| d.condition == Some(ContainerCondition::Healthy)),
-            "dependsOn condition HEALTHY",
+            c.linux_parameters
+                .as_ref()
+                .is_some_and(|l| l.max_swap.is_some() || l.swappiness.is_some()),
+            "linuxParameters.maxSwap/swappiness",
         );
-        field(non_empty(&c.mount_points), "mountPoints");
-        field(non_empty(&c.volumes_from), "volumesFrom");
-        field(c.linux_parameters.is_some(), "linuxParameters");
         // json-file with Docker's defaults is what every container gets.
         field(
             c.log_configuration.as_ref().is_some_and(|l| {
@@ -791,22 +802,29 @@ pub fn unsupported_for_run(td: &TaskDefinition) -> Option<String> {
         field(non_empty(&c.environment_files), "environmentFiles");
         field(c.repository_credentials.is_some(), "repositoryCredentials");
         field(c.firelens_configuration.is_some(), "firelensConfiguration");
-        field(non_empty(&c.system_controls), "systemControls");
-        field(non_empty(&c.extra_hosts), "extraHosts");
-        field(non_empty(&c.dns_servers), "dnsServers");
-        field(non_empty(&c.dns_search_domains), "dnsSearchDomains");
-        field(c.hostname.is_some(), "hostname");
-        field(non_empty(&c.links), "links");
-        field(c.interactive == Some(true), "interactive");
-        field(c.pseudo_terminal == Some(true), "pseudoTerminal");
         field(
-            non_empty(&c.docker_security_options),
-            "dockerSecurityOptions",
+            awsvpc && non_empty(&c.extra_hosts),
+            "extraHosts (not in awsvpc network mode)",
+        );
+        field(
+            awsvpc && non_empty(&c.dns_servers),
+            "dnsServers (not in awsvpc network mode)",
+        );
+        field(
+            awsvpc && non_empty(&c.dns_search_domains),
+            "dnsSearchDomains (not in awsvpc network mode)",
+        );
+        field(
+            awsvpc && c.hostname.is_some(),
+            "hostname (not in awsvpc network mode)",
+        );
+        field(
+            !bridge && non_empty(&c.links),
+            "links (bridge network mode only)",
         );
         field(non_empty(&c.credential_specs), "credentialSpecs");
         field(non_empty(&c.resource_requirements), "resourceRequirements");
         field(c.restart_policy.is_some(), "restartPolicy");
-        field(c.disable_networking == Some(true), "disableNetworking");
         field(
             c.port_mappings
                 .as_deref()
@@ -823,5 +841,92 @@ pub fn unsupported_for_run(td: &TaskDefinition) -> Option<String> {
             "This task definition uses {} which Stevedore cannot run yet; see the compatibility table in the README.",
             found.join(", ")
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stevedore_api::ecs::{
+        ContainerCondition, ContainerDependency, DockerVolumeConfiguration, HealthCheck,
+        HostVolumeProperties, LinuxParameters, MountPoint, Volume,
+    };
+
+    fn td(network: Option<NetworkMode>, c: ContainerDefinition) -> TaskDefinition {
+        TaskDefinition {
+            network_mode: network,
+            container_definitions: Some(vec![c]),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn honoured_container_features_are_not_refused() {
+        let c = ContainerDefinition {
+            name: Some("app".into()),
+            health_check: Some(HealthCheck {
+                command: Some(vec!["CMD".into(), "true".into()]),
+                ..Default::default()
+            }),
+            depends_on: Some(vec![ContainerDependency {
+                container_name: Some("db".into()),
+                condition: Some(ContainerCondition::Healthy),
+            }]),
+            mount_points: Some(vec![MountPoint {
+                source_volume: Some("v".into()),
+                container_path: Some("/v".into()),
+                read_only: Some(true),
+            }]),
+            linux_parameters: Some(LinuxParameters {
+                init_process_enabled: Some(true),
+                shared_memory_size: Some(64),
+                ..Default::default()
+            }),
+            hostname: Some("h".into()),
+            links: Some(vec!["db".into()]),
+            extra_hosts: Some(vec![Default::default()]),
+            interactive: Some(true),
+            pseudo_terminal: Some(true),
+            disable_networking: Some(true),
+            docker_security_options: Some(vec!["no-new-privileges".into()]),
+            ..Default::default()
+        };
+        let mut t = td(None, c.clone());
+        t.volumes = Some(vec![
+            Volume {
+                name: Some("v".into()),
+                host: Some(HostVolumeProperties {
+                    source_path: Some("/srv".into()),
+                }),
+                ..Default::default()
+            },
+            Volume {
+                name: Some("d".into()),
+                docker_volume_configuration: Some(DockerVolumeConfiguration::default()),
+                ..Default::default()
+            },
+        ]);
+        assert_eq!(unsupported_for_run(&t), None);
+
+        // Mode-dependent: hostname/extraHosts not in awsvpc, links bridge only.
+        let why = unsupported_for_run(&td(Some(NetworkMode::Awsvpc), c.clone())).unwrap();
+        assert!(why.contains("hostname (not in awsvpc"), "{why}");
+        assert!(why.contains("extraHosts (not in awsvpc"), "{why}");
+        assert!(why.contains("links (bridge network mode only)"), "{why}");
+        // Still refused: EFS volumes, swappiness.
+        let mut c2 = c;
+        c2.linux_parameters = Some(LinuxParameters {
+            swappiness: Some(1),
+            ..Default::default()
+        });
+        let mut t = td(None, c2);
+        t.volumes = Some(vec![Volume {
+            name: Some("e".into()),
+            efs_volume_configuration: Some(Default::default()),
+            ..Default::default()
+        }]);
+        let why = unsupported_for_run(&t).unwrap();
+        assert!(why.contains("volumes[e].efsVolumeConfiguration"), "{why}");
+        assert!(why.contains("maxSwap/swappiness"), "{why}");
     }
 }

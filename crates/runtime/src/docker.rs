@@ -7,17 +7,19 @@
 
 use crate::{
     labels, BoxFuture, ContainerEvent, ContainerRuntime, ContainerSpec, ContainerState, EventKind,
-    HostInfo, NetworkSpec, PortBinding, Protocol, PullBehavior, PulledImage, RuntimeError, Status,
+    Health, HostInfo, NetworkSpec, PortBinding, Protocol, PullBehavior, PulledImage, RuntimeError,
+    Status, VolumeSpec,
 };
 use bollard::errors::Error as DockerError;
 use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, EventMessage,
-    HostConfig, NetworkCreateRequest, PortBinding as DockerPortBinding, ResourcesUlimits,
+    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, DeviceMapping,
+    EventMessage, HealthConfig, HealthStatusEnum, HostConfig, NetworkCreateRequest,
+    PortBinding as DockerPortBinding, ResourcesUlimits, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
     ListContainersOptionsBuilder, ListNetworksOptionsBuilder, RemoveContainerOptionsBuilder,
-    StopContainerOptionsBuilder,
+    RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
 };
 use bollard::Docker;
 use bytes::Bytes;
@@ -345,6 +347,77 @@ impl DockerRuntime {
         }
     }
 
+    async fn do_ensure_volume(&self, v: &VolumeSpec, create: bool) -> Result<(), RuntimeError> {
+        let docker = self.client().await?;
+        match docker.inspect_volume(&v.name).await {
+            Ok(_) => return Ok(()),
+            Err(e) if status_of(&e) == Some(404) => {}
+            Err(e) => {
+                return Err(unavailable(&e).unwrap_or_else(|| {
+                    RuntimeError::CannotCreate(format!(
+                        "cannot inspect volume {}: {}",
+                        v.name,
+                        docker_message(&e)
+                    ))
+                }))
+            }
+        }
+        if !create {
+            return Err(RuntimeError::CannotCreate(format!(
+                "volume {} does not exist and autoprovision is false",
+                v.name
+            )));
+        }
+        let mut volume_labels: HashMap<String, String> = v
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        volume_labels.insert(labels::MANAGED.into(), "true".into());
+        let request = VolumeCreateRequest {
+            name: Some(v.name.clone()),
+            driver: v.driver.clone(),
+            driver_opts: (!v.driver_opts.is_empty()).then(|| {
+                v.driver_opts
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            }),
+            labels: Some(volume_labels),
+            ..Default::default()
+        };
+        // Creating an existing local volume returns it: a racing creator
+        // is harmless.
+        docker
+            .create_volume(request)
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                unavailable(&e).unwrap_or_else(|| {
+                    RuntimeError::CannotCreate(format!(
+                        "cannot create volume {}: {}",
+                        v.name,
+                        docker_message(&e)
+                    ))
+                })
+            })
+    }
+
+    async fn do_remove_volume(&self, name: &str) -> Result<(), RuntimeError> {
+        let docker = self.client().await?;
+        let options = RemoveVolumeOptionsBuilder::new().build();
+        match docker.remove_volume(name, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) if status_of(&e) == Some(404) => Ok(()),
+            Err(e) => Err(unavailable(&e).unwrap_or_else(|| {
+                RuntimeError::CannotRemove(format!(
+                    "cannot remove volume {name}: {}",
+                    docker_message(&e)
+                ))
+            })),
+        }
+    }
+
     async fn do_list(&self, wanted: &[(&str, &str)]) -> Result<Vec<ContainerState>, RuntimeError> {
         let docker = self.client().await?;
         let filters = HashMap::from([("label", label_filters(wanted.iter().copied()))]);
@@ -529,6 +602,18 @@ impl ContainerRuntime for DockerRuntime {
     fn ensure_network<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<String, RuntimeError>> {
         Box::pin(self.do_ensure_network(name))
     }
+
+    fn ensure_volume<'a>(
+        &'a self,
+        volume: &'a VolumeSpec,
+        create: bool,
+    ) -> BoxFuture<'a, Result<(), RuntimeError>> {
+        Box::pin(self.do_ensure_volume(volume, create))
+    }
+
+    fn remove_volume<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), RuntimeError>> {
+        Box::pin(self.do_remove_volume(name))
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -610,7 +695,12 @@ const MIB: i64 = 1024 * 1024;
 /// 0 would mean "default", 1024).
 const MIN_CPU_SHARES: i64 = 2;
 
+fn non_empty(v: Vec<String>) -> Option<Vec<String>> {
+    (!v.is_empty()).then_some(v)
+}
+
 fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
+    let o = &spec.options;
     let network_mode = match &spec.network {
         NetworkSpec::Bridge => "bridge".to_string(),
         NetworkSpec::Host => "host".to_string(),
@@ -666,9 +756,78 @@ fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         }),
         readonly_rootfs: Some(spec.readonly_rootfs),
         privileged: Some(spec.privileged),
+        binds: non_empty(
+            o.mounts
+                .iter()
+                .map(|m| {
+                    let ro = if m.read_only { ":ro" } else { "" };
+                    format!("{}:{}{ro}", m.source, m.target)
+                })
+                .collect(),
+        ),
+        volumes_from: non_empty(
+            o.volumes_from
+                .iter()
+                .map(|(c, ro)| format!("{c}:{}", if *ro { "ro" } else { "rw" }))
+                .collect(),
+        ),
+        cap_add: non_empty(o.cap_add.clone()),
+        cap_drop: non_empty(o.cap_drop.clone()),
+        init: o.init.then_some(true),
+        tmpfs: (!o.tmpfs.is_empty()).then(|| {
+            o.tmpfs
+                .iter()
+                .map(|t| {
+                    let mut opts = t.options.clone();
+                    if let Some(size) = t.size_mib {
+                        opts.push(format!("size={size}m"));
+                    }
+                    (t.container_path.clone(), opts.join(","))
+                })
+                .collect()
+        }),
+        shm_size: o.shm_size_mib.map(|m| m.saturating_mul(MIB)),
+        devices: (!o.devices.is_empty()).then(|| {
+            o.devices
+                .iter()
+                .map(|d| DeviceMapping {
+                    path_on_host: Some(d.host_path.clone()),
+                    path_in_container: Some(
+                        d.container_path
+                            .clone()
+                            .unwrap_or_else(|| d.host_path.clone()),
+                    ),
+                    cgroup_permissions: Some(d.permissions.clone()),
+                })
+                .collect()
+        }),
+        sysctls: (!o.sysctls.is_empty()).then(|| {
+            o.sysctls
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        }),
+        extra_hosts: non_empty(o.extra_hosts.clone()),
+        dns: non_empty(o.dns_servers.clone()),
+        dns_search: non_empty(o.dns_search.clone()),
+        links: non_empty(o.links.clone()),
+        security_opt: non_empty(o.security_opt.clone()),
         ..Default::default()
     };
+    let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
     ContainerCreateBody {
+        healthcheck: o.health_check.as_ref().map(|h| HealthConfig {
+            test: Some(h.test.clone()),
+            interval: Some(nanos(h.interval)),
+            timeout: Some(nanos(h.timeout)),
+            retries: Some(i64::from(h.retries)),
+            start_period: Some(nanos(h.start_period)),
+            start_interval: None,
+        }),
+        hostname: o.hostname.clone(),
+        open_stdin: o.interactive.then_some(true),
+        tty: o.tty.then_some(true),
+        network_disabled: o.network_disabled.then_some(true),
         image: Some(spec.image.clone()),
         entrypoint: spec.entry_point.clone(),
         cmd: spec.command.clone(),
@@ -729,6 +888,12 @@ fn parse_port_key(key: &str) -> Option<(u16, Protocol)> {
 
 fn container_state(c: ContainerInspectResponse) -> ContainerState {
     let state = c.state.unwrap_or_default();
+    let health = match state.health.as_ref().and_then(|h| h.status) {
+        Some(HealthStatusEnum::STARTING) => Some(Health::Starting),
+        Some(HealthStatusEnum::HEALTHY) => Some(Health::Healthy),
+        Some(HealthStatusEnum::UNHEALTHY) => Some(Health::Unhealthy),
+        Some(HealthStatusEnum::NONE | HealthStatusEnum::EMPTY) | None => None,
+    };
     let status = match state.status {
         Some(ContainerStateStatusEnum::CREATED) => Status::Created,
         Some(
@@ -816,6 +981,7 @@ fn container_state(c: ContainerInspectResponse) -> ContainerState {
         ports,
         ips,
         image_id: c.image.unwrap_or_default(),
+        health,
     }
 }
 
@@ -1138,6 +1304,7 @@ mod tests {
             readonly_rootfs: false,
             privileged: false,
             stop_timeout: Some(Duration::from_millis(1500)),
+            options: Default::default(),
         };
         let body = create_body(&spec);
         let host = body.host_config.unwrap();
@@ -1149,6 +1316,86 @@ mod tests {
         let b = &bindings["80/udp"].as_ref().unwrap()[0];
         assert_eq!(b.host_port.as_deref(), Some(""));
         assert_eq!(b.host_ip.as_deref(), Some(""));
+    }
+
+    #[test]
+    fn options_map_to_docker() {
+        let spec = ContainerSpec {
+            name: "n".into(),
+            image: "i".into(),
+            entry_point: None,
+            command: None,
+            env: vec![],
+            working_dir: None,
+            user: None,
+            cpu_shares: None,
+            memory_mib: None,
+            memory_reservation_mib: None,
+            nano_cpus: None,
+            ports: vec![],
+            network: NetworkSpec::Bridge,
+            labels: BTreeMap::new(),
+            ulimits: vec![],
+            readonly_rootfs: false,
+            privileged: false,
+            stop_timeout: None,
+            options: crate::ContainerOptions {
+                health_check: Some(crate::HealthCheck {
+                    test: vec!["CMD".into(), "true".into()],
+                    interval: Duration::from_secs(30),
+                    timeout: Duration::from_secs(5),
+                    retries: 3,
+                    start_period: Duration::from_secs(2),
+                }),
+                mounts: vec![
+                    crate::MountSpec {
+                        source: "/srv".into(),
+                        target: "/data".into(),
+                        read_only: true,
+                    },
+                    crate::MountSpec {
+                        source: "vol".into(),
+                        target: "/v".into(),
+                        read_only: false,
+                    },
+                ],
+                volumes_from: vec![("other".into(), true), ("rw".into(), false)],
+                devices: vec![crate::DeviceSpec {
+                    host_path: "/dev/fuse".into(),
+                    container_path: None,
+                    permissions: "rw".into(),
+                }],
+                tmpfs: vec![crate::TmpfsSpec {
+                    container_path: "/t".into(),
+                    size_mib: Some(4),
+                    options: vec![],
+                }],
+                network_disabled: true,
+                ..Default::default()
+            },
+        };
+        let body = create_body(&spec);
+        let hc = body.healthcheck.unwrap();
+        assert_eq!(hc.interval, Some(30_000_000_000));
+        assert_eq!(hc.start_period, Some(2_000_000_000));
+        assert_eq!(hc.retries, Some(3));
+        assert_eq!(body.network_disabled, Some(true));
+        assert_eq!(body.tty, None);
+        let host = body.host_config.unwrap();
+        assert_eq!(
+            host.binds,
+            Some(vec!["/srv:/data:ro".to_string(), "vol:/v".to_string()])
+        );
+        assert_eq!(
+            host.volumes_from,
+            Some(vec!["other:ro".to_string(), "rw:rw".to_string()])
+        );
+        let d = &host.devices.unwrap()[0];
+        assert_eq!(d.path_in_container.as_deref(), Some("/dev/fuse"));
+        assert_eq!(d.cgroup_permissions.as_deref(), Some("rw"));
+        assert_eq!(host.tmpfs.unwrap()["/t"], "size=4m");
+        assert_eq!(host.cap_add, None);
+        assert_eq!(host.init, None);
     }
 
     #[test]

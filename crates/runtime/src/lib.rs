@@ -145,6 +145,92 @@ pub struct ContainerSpec {
     pub privileged: bool,
     /// Docker-level stop timeout (SIGKILL after it).
     pub stop_timeout: Option<Duration>,
+    /// Health check, volumes, Linux parameters and the other less common
+    /// options.
+    pub options: ContainerOptions,
+}
+
+/// A Docker health check (`HEALTHCHECK`). `test` is Docker's form: first
+/// element `CMD` (exec the rest) or `CMD-SHELL` (one shell command).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub test: Vec<String>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub start_period: Duration,
+}
+
+/// A bind of a host path or a named Docker volume into the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountSpec {
+    /// An absolute host path (bind mount) or a Docker volume name.
+    pub source: String,
+    pub target: String,
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TmpfsSpec {
+    pub container_path: String,
+    pub size_mib: Option<i64>,
+    pub options: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceSpec {
+    pub host_path: String,
+    /// Defaults to `host_path`.
+    pub container_path: Option<String>,
+    /// Docker cgroup permissions, e.g. `rwm`.
+    pub permissions: String,
+}
+
+/// The less common container options (all default to "not set").
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ContainerOptions {
+    pub health_check: Option<HealthCheck>,
+    pub mounts: Vec<MountSpec>,
+    /// Docker names of containers whose volumes to mount, and read-only.
+    pub volumes_from: Vec<(String, bool)>,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    /// Docker `--init`.
+    pub init: bool,
+    pub tmpfs: Vec<TmpfsSpec>,
+    pub shm_size_mib: Option<i64>,
+    pub devices: Vec<DeviceSpec>,
+    pub sysctls: BTreeMap<String, String>,
+    /// `hostname:ip`.
+    pub extra_hosts: Vec<String>,
+    pub dns_servers: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub hostname: Option<String>,
+    /// `docker-name:alias`.
+    pub links: Vec<String>,
+    /// OpenStdin.
+    pub interactive: bool,
+    pub tty: bool,
+    pub security_opt: Vec<String>,
+    pub network_disabled: bool,
+}
+
+/// A named Docker volume to make sure of before a container mounts it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VolumeSpec {
+    pub name: String,
+    /// `None`: Docker's default (`local`).
+    pub driver: Option<String>,
+    pub driver_opts: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Docker's health of a container that has a health check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    Starting,
+    Healthy,
+    Unhealthy,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,6 +266,8 @@ pub struct ContainerState {
     /// IP addresses by network name.
     pub ips: BTreeMap<String, String>,
     pub image_id: String,
+    /// `None` when the container has no health check.
+    pub health: Option<Health>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -278,4 +366,14 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// Creates the user-defined bridge network awsvpc tasks of a cluster
     /// attach to, if it does not exist. Returns the network name.
     fn ensure_network<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<String, RuntimeError>>;
+    /// Makes sure the named volume exists: an existing one is used as it
+    /// is; a missing one is created when `create`, else it is an error
+    /// (`CannotCreate`, naming the volume).
+    fn ensure_volume<'a>(
+        &'a self,
+        volume: &'a VolumeSpec,
+        create: bool,
+    ) -> BoxFuture<'a, Result<(), RuntimeError>>;
+    /// Removes a volume; a missing one is not an error.
+    fn remove_volume<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), RuntimeError>>;
 }

@@ -17,8 +17,9 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 use stevedore_runtime::{
-    labels, ContainerRuntime, ContainerSpec, DockerRuntime, EventKind, NetworkSpec, PortSpec,
-    Protocol, PullBehavior, RuntimeError, Status, Ulimit,
+    labels, ContainerRuntime, ContainerSpec, DockerRuntime, EventKind, Health, HealthCheck,
+    MountSpec, NetworkSpec, PortSpec, Protocol, PullBehavior, RuntimeError, Status, TmpfsSpec,
+    Ulimit, VolumeSpec,
 };
 
 const BUSYBOX: &str = "stevedore-test/busybox:latest";
@@ -87,6 +88,7 @@ impl Cleanup {
             readonly_rootfs: false,
             privileged: false,
             stop_timeout: None,
+            options: Default::default(),
         }
     }
 }
@@ -720,4 +722,162 @@ async fn pause_containers_hold_network_namespaces() {
         start.elapsed()
     );
     assert_eq!(rt.inspect(&pauses[0]).await.unwrap().exit_code, Some(0));
+}
+
+#[tokio::test]
+async fn health_moves_from_starting_to_healthy_to_unhealthy() {
+    let t = Cleanup::new();
+    let rt = runtime();
+    let mut spec = t.spec(
+        "health",
+        &[
+            "sh",
+            "-c",
+            "sleep 2; touch /tmp/ok; sleep 3; rm /tmp/ok; sleep 60",
+        ],
+    );
+    spec.stop_timeout = Some(Duration::from_secs(1));
+    spec.options.health_check = Some(HealthCheck {
+        test: vec!["CMD-SHELL".into(), "test -f /tmp/ok".into()],
+        interval: Duration::from_millis(500),
+        timeout: Duration::from_secs(2),
+        retries: 1,
+        // Failures inside it do not count: starting until the first success.
+        start_period: Duration::from_secs(20),
+    });
+    let id = run(&rt, &spec).await;
+    let first = rt.inspect(&id).await.unwrap().health;
+    assert_eq!(first, Some(Health::Starting));
+    let mut seen = vec![Health::Starting];
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !seen.contains(&Health::Unhealthy) {
+        assert!(Instant::now() < deadline, "health went {seen:?}");
+        if let Some(h) = rt.inspect(&id).await.unwrap().health {
+            if seen.last() != Some(&h) {
+                seen.push(h);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        seen,
+        vec![Health::Starting, Health::Healthy, Health::Unhealthy]
+    );
+    // Without a health check there is no health.
+    let plain = run(&rt, &t.spec("plain", &["true"])).await;
+    assert_eq!(rt.inspect(&plain).await.unwrap().health, None);
+    rt.stop(&id, Duration::from_secs(1)).await.unwrap();
+}
+
+#[tokio::test]
+async fn linux_parameters_and_host_options_reach_docker() {
+    let t = Cleanup::new();
+    let rt = runtime();
+    let mut spec = t.spec("opts", &["sh", "-c", "cat /etc/hosts; hostname; sleep 60"]);
+    let o = &mut spec.options;
+    o.cap_add = vec!["NET_ADMIN".into()];
+    o.cap_drop = vec!["CHOWN".into()];
+    o.init = true;
+    o.tmpfs = vec![TmpfsSpec {
+        container_path: "/scratch".into(),
+        size_mib: Some(16),
+        options: vec!["noexec".into()],
+    }];
+    o.shm_size_mib = Some(128);
+    o.sysctls = BTreeMap::from([("net.ipv4.ip_forward".into(), "1".into())]);
+    o.extra_hosts = vec!["db.internal:10.1.2.3".into()];
+    o.dns_servers = vec!["10.0.0.2".into()];
+    o.dns_search = vec!["example.internal".into()];
+    o.hostname = Some("web-1".into());
+    o.interactive = true;
+    o.tty = true;
+    o.security_opt = vec!["no-new-privileges".into()];
+    let id = run(&rt, &spec).await;
+    let j = |f: &str| docker_inspect(&id, &format!("{{{{json {f}}}}}"));
+    assert_eq!(j(".HostConfig.CapAdd"), r#"["NET_ADMIN"]"#);
+    assert_eq!(j(".HostConfig.CapDrop"), r#"["CHOWN"]"#);
+    assert_eq!(j(".HostConfig.Init"), "true");
+    assert_eq!(j(".HostConfig.Tmpfs"), r#"{"/scratch":"noexec,size=16m"}"#);
+    assert_eq!(j(".HostConfig.ShmSize"), (128 * 1024 * 1024).to_string());
+    assert_eq!(j(".HostConfig.Sysctls"), r#"{"net.ipv4.ip_forward":"1"}"#);
+    assert_eq!(j(".HostConfig.ExtraHosts"), r#"["db.internal:10.1.2.3"]"#);
+    assert_eq!(j(".HostConfig.Dns"), r#"["10.0.0.2"]"#);
+    assert_eq!(j(".HostConfig.DnsSearch"), r#"["example.internal"]"#);
+    assert_eq!(j(".HostConfig.SecurityOpt"), r#"["no-new-privileges"]"#);
+    assert_eq!(j(".Config.Hostname"), r#""web-1""#);
+    assert_eq!(j(".Config.OpenStdin"), "true");
+    assert_eq!(j(".Config.Tty"), "true");
+    // Seen from inside: the host entry, the hostname, NET_ADMIN.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !logs(&id).contains("web-1") {
+        assert!(Instant::now() < deadline, "{}", logs(&id));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(logs(&id).contains("10.1.2.3"), "{}", logs(&id));
+    let caps = Command::new("docker")
+        .args(["exec", &id, "grep", "CapEff", "/proc/self/status"])
+        .output()
+        .unwrap();
+    let hex = String::from_utf8_lossy(&caps.stdout);
+    let eff = u64::from_str_radix(hex.split_whitespace().nth(1).unwrap_or("0"), 16).unwrap();
+    assert!(eff & (1 << 12) != 0, "NET_ADMIN (12) missing: {hex}");
+    assert!(eff & 1 == 0, "CHOWN (0) not dropped: {hex}");
+    rt.stop(&id, Duration::from_secs(0)).await.unwrap();
+}
+
+#[tokio::test]
+async fn volumes_binds_and_autoprovision() {
+    let t = Cleanup::new();
+    let rt = runtime();
+    let vol = t.name("vol");
+    let missing = VolumeSpec {
+        name: vol.clone(),
+        ..Default::default()
+    };
+    let err = rt.ensure_volume(&missing, false).await.unwrap_err();
+    assert!(err.to_string().contains("autoprovision"), "{err}");
+    rt.ensure_volume(&missing, true).await.unwrap();
+    // Existing: fine either way.
+    rt.ensure_volume(&missing, false).await.unwrap();
+    let dir = std::env::temp_dir().join(format!("stevedore-rt-{}", t.id));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("hello"), "from the host").unwrap();
+    let mut writer = t.spec(
+        "writer",
+        &[
+            "sh",
+            "-c",
+            "cat /host/hello; echo data > /data/f; touch /host/x || echo ro-ok",
+        ],
+    );
+    writer.options.mounts = vec![
+        MountSpec {
+            source: dir.display().to_string(),
+            target: "/host".into(),
+            read_only: true,
+        },
+        MountSpec {
+            source: vol.clone(),
+            target: "/data".into(),
+            read_only: false,
+        },
+    ];
+    let w = run(&rt, &writer).await;
+    assert_eq!(wait_exited(&rt, &w).await.exit_code, Some(0));
+    let out = logs(&w);
+    assert!(
+        out.contains("from the host") && out.contains("ro-ok"),
+        "{out}"
+    );
+    let mut reader = t.spec("reader", &["cat", "/data/f"]);
+    reader.options.volumes_from = vec![(writer.name.clone(), true)];
+    let r = run(&rt, &reader).await;
+    assert_eq!(wait_exited(&rt, &r).await.exit_code, Some(0));
+    assert!(logs(&r).contains("data"), "{}", logs(&r));
+    rt.remove(&r).await.unwrap();
+    rt.remove(&w).await.unwrap();
+    rt.remove_volume(&vol).await.unwrap();
+    rt.remove_volume(&vol).await.unwrap();
+    assert!(rt.ensure_volume(&missing, false).await.is_err());
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -196,6 +196,9 @@ fn apply(cx: &Cx, t: &mut Task, o: &ObservedTask) -> bool {
         }
         t.attachments = Some(atts);
     }
+    if let Some(h) = &o.health_status {
+        t.health_status = Some(stevedore_api::ecs::HealthStatus::from(h.as_str()));
+    }
     t.pull_started_at = t.pull_started_at.or(o.pull_started_at);
     t.pull_stopped_at = t.pull_stopped_at.or(o.pull_stopped_at);
     if t.started_at.is_none() {
