@@ -233,6 +233,17 @@ class Server:
         keys = keys or self.admin_keys()
         return make_client(self.endpoint, keys, region, validate=validate, **config)
 
+    def logs(
+        self,
+        keys: Keys | None = None,
+        region: str = DEFAULT_REGION,
+        validate: bool = True,
+        **config: Any,
+    ):
+        """A boto3 CloudWatch Logs client for this server (same endpoint as ECS)."""
+        keys = keys or self.admin_keys()
+        return make_client(self.endpoint, keys, region, validate=validate, service="logs", **config)
+
 
 def run_stevedore(args: list[str], timeout: float = 30.0, check: bool = True) -> str:
     res = subprocess.run(
@@ -250,7 +261,14 @@ def run_stevedore(args: list[str], timeout: float = 30.0, check: bool = True) ->
     return res.stdout
 
 
-def make_client(endpoint: str, keys: Keys, region: str = DEFAULT_REGION, validate: bool = True, **config: Any):
+def make_client(
+    endpoint: str,
+    keys: Keys,
+    region: str = DEFAULT_REGION,
+    validate: bool = True,
+    service: str = "ecs",
+    **config: Any,
+):
     cfg = dict(
         retries={"total_max_attempts": 1, "mode": "standard"},
         connect_timeout=5,
@@ -263,7 +281,7 @@ def make_client(endpoint: str, keys: Keys, region: str = DEFAULT_REGION, validat
         aws_secret_access_key=keys.secret_access_key,
         region_name=region,
     )
-    return session.client("ecs", endpoint_url=endpoint, config=Config(**cfg))
+    return session.client(service, endpoint_url=endpoint, config=Config(**cfg))
 
 
 def parse_env_exports(text: str) -> dict[str, str]:

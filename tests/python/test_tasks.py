@@ -411,3 +411,38 @@ def test_health_check_reported_through_the_api(ecs, tmp_path):
                     what="UNHEALTHY")
     assert got["containers"][0]["healthStatus"] == "UNHEALTHY"
     ecs.stop_task(cluster="default", task=t["taskArn"])
+
+
+def test_awslogs_output_reaches_cloudwatch_logs(up, ecs):
+    group = uniq("/ecs/app")
+    td = register(ecs, [{
+        "name": "app",
+        "command": ["sh", "-c", "for i in 1 2 3; do echo line-$i; done; echo oops >&2; exit 0"],
+        "logConfiguration": {"logDriver": "awslogs", "options": {
+            "awslogs-group": group, "awslogs-stream-prefix": "web", "awslogs-create-group": "true",
+            "awslogs-region": "us-east-1"}},
+    }])
+    t = run_one(ecs, td)
+    done = wait_status(ecs, "default", t["taskArn"], "STOPPED")
+    task_id = t["taskArn"].rsplit("/", 1)[1]
+    logs = up.logs()
+    stream = f"web/app/{task_id}"
+    # Flushed before STOPPED: everything is there at once.
+    events = logs.get_log_events(logGroupName=group, logStreamName=stream, startFromHead=True)["events"]
+    messages = [e["message"] for e in events]
+    assert [m for m in messages if m.startswith("line-")] == ["line-1", "line-2", "line-3"]
+    assert "oops" in messages
+    assert done["containers"][0]["exitCode"] == 0
+    env = dict(os.environ)
+    for line in subprocess.run([os.environ.get("STEVEDORE_BIN", "target/debug/stevedore"), "env", "--data-dir", str(up.data_dir)],
+                               capture_output=True, text=True, check=True).stdout.splitlines():
+        k, v = line.removeprefix("export ").split("=", 1)
+        env[k] = v
+    out = subprocess.run(["aws", "logs", "filter-log-events", "--log-group-name", group, "--filter-pattern", "line-2",
+                          "--output", "json"], env=env, capture_output=True, text=True, check=True).stdout
+    assert [e["message"] for e in json.loads(out)["events"]] == ["line-2"]
+    out = subprocess.run(["aws", "logs", "get-log-events", "--log-group-name", group, "--log-stream-name", stream,
+                          "--start-from-head", "--output", "json"], env=env, capture_output=True, text=True,
+                         check=True).stdout
+    assert [e["message"] for e in json.loads(out)["events"] if e["message"].startswith("line-")] == [
+        "line-1", "line-2", "line-3"]

@@ -4,11 +4,13 @@
 use crate::config::AgentConfig;
 use crate::control::{ControlError, ControlPlane};
 use crate::engine::{Action, Engine, EngineConfig, Outcome};
+use crate::logs::{self, HttpLogsClient, LogsClient, ShipEvent};
 use crate::register;
 use crate::spec::SpecContext;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use rand::Rng;
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -34,6 +36,9 @@ pub enum AgentError {
     Register(ControlError),
     #[error("cannot register the container instance: the server returned no containerInstanceArn")]
     NoArn,
+    /// The CloudWatch Logs client could not be set up.
+    #[error("logs client: {0}")]
+    Logs(ControlError),
 }
 
 /// The Stevedore agent.
@@ -81,6 +86,7 @@ enum Input {
         result: Result<ReportTaskStatesResponse, ControlError>,
         covered: Vec<(String, u64)>,
     },
+    Logs(ShipEvent),
 }
 
 enum Wake {
@@ -122,10 +128,30 @@ impl Agent {
     /// Transient failures (server or Docker unreachable) are retried with
     /// backoff for as long as it takes; only a refused registration or an
     /// unusable data dir end it with an error.
+    ///
+    /// awslogs output goes to the CloudWatch Logs API on the same endpoint
+    /// ([`HttpLogsClient`]).
     pub async fn run<F>(
         config: AgentConfig,
         runtime: Arc<dyn ContainerRuntime>,
         control: Arc<dyn ControlPlane>,
+        shutdown: F,
+    ) -> Result<(), AgentError>
+    where
+        F: Future<Output = ()> + Send,
+    {
+        let logs: Arc<dyn LogsClient> =
+            Arc::new(HttpLogsClient::from_config(&config).map_err(AgentError::Logs)?);
+        Self::run_with_logs(config, runtime, control, logs, shutdown).await
+    }
+
+    /// [`Agent::run`] with the CloudWatch Logs client to ship awslogs
+    /// output through.
+    pub async fn run_with_logs<F>(
+        config: AgentConfig,
+        runtime: Arc<dyn ContainerRuntime>,
+        control: Arc<dyn ControlPlane>,
+        logs: Arc<dyn LogsClient>,
         shutdown: F,
     ) -> Result<(), AgentError>
     where
@@ -222,13 +248,15 @@ impl Agent {
                     } else {
                         None
                     },
+                    region: config.region.clone(),
+                    log_drivers: info.log_drivers.clone(),
                 },
                 pull_behavior: config.pull_behavior,
                 cleanup_wait: config.task_cleanup_wait,
             },
             checkpoint,
         );
-        let mut runner = Runner::new(config, runtime, control, engine, arn);
+        let mut runner = Runner::new(config, runtime, control, logs, engine, arn);
         let result = runner.run(&mut shutdown).await;
         runner.jobs.abort_all();
         result
@@ -241,6 +269,9 @@ struct Runner {
     control: Arc<dyn ControlPlane>,
     engine: Engine,
     arn: String,
+    logs: Arc<dyn LogsClient>,
+    /// Container ids with a log shipper running.
+    shipping: HashSet<String>,
     tx: mpsc::UnboundedSender<Input>,
     rx: mpsc::UnboundedReceiver<Input>,
     jobs: JoinSet<()>,
@@ -257,6 +288,7 @@ impl Runner {
         config: AgentConfig,
         runtime: Arc<dyn ContainerRuntime>,
         control: Arc<dyn ControlPlane>,
+        logs: Arc<dyn LogsClient>,
         engine: Engine,
         arn: String,
     ) -> Self {
@@ -267,6 +299,8 @@ impl Runner {
             control,
             engine,
             arn,
+            logs,
+            shipping: HashSet::new(),
             tx,
             rx,
             jobs: JoinSet::new(),
@@ -392,7 +426,13 @@ impl Runner {
                 self.subscribe_and_resync();
             }
         }
-        // Leave containers running; keep what we know.
+        // Leave containers running; keep what we know, including log
+        // shipping progress already reported.
+        while let Ok(input) = self.rx.try_recv() {
+            if matches!(input, Input::Logs(ShipEvent::Shipped { .. })) {
+                self.handle(input);
+            }
+        }
         let _ = self.write_checkpoint();
         Ok(())
     }
@@ -417,6 +457,18 @@ impl Runner {
             self.jobs.spawn(async move {
                 execute(action, rt, &tx).await;
             });
+        }
+        // One log shipper per started awslogs container until its output
+        // is drained.
+        for job in self.engine.log_shippers() {
+            if self.shipping.insert(job.container_id.clone()) {
+                let rt = self.runtime.clone();
+                let logs = self.logs.clone();
+                let tx = self.tx.clone();
+                self.jobs.spawn(logs::ship(job, rt, logs, move |ev| {
+                    let _ = tx.send(Input::Logs(ev));
+                }));
+            }
         }
         if let Some((req, covered)) = report {
             self.report_in_flight = true;
@@ -468,6 +520,23 @@ impl Runner {
                     "assigned tasks"
                 );
                 self.engine.apply_poll(&resp, t);
+            }
+            Input::Logs(ShipEvent::Shipped {
+                task_arn,
+                container,
+                until_ns,
+            }) => self
+                .engine
+                .apply_logs_shipped(&task_arn, &container, until_ns),
+            Input::Logs(ShipEvent::Drained {
+                task_arn,
+                container,
+                container_id,
+                error,
+            }) => {
+                self.shipping.remove(&container_id);
+                self.engine
+                    .apply_logs_drained(&task_arn, &container, &container_id, error);
             }
             Input::PollReconnected => {
                 tracing::info!("reconnected to the server");

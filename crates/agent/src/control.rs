@@ -147,10 +147,25 @@ impl HttpControlPlane {
     ) -> Result<O, ControlError> {
         let body = serde_json::to_vec(input).map_err(|e| ControlError::Protocol(e.to_string()))?;
         let target = format!("{prefix}.{op}");
+        let bytes = self.post_signed(SIGNING_NAME, &target, body).await?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            ControlError::Protocol(format!("{op}: {e}: {}", String::from_utf8_lossy(&bytes)))
+        })
+    }
+
+    /// POSTs a JSON 1.1 `body` with `X-Amz-Target: target` to the
+    /// endpoint, signed with SigV4 for `service` (`ecs`, or `logs` for the
+    /// CloudWatch Logs calls); returns the body of a 2xx answer.
+    pub(crate) async fn post_signed(
+        &self,
+        service: &str,
+        target: &str,
+        body: Vec<u8>,
+    ) -> Result<Vec<u8>, ControlError> {
         let headers = [
             ("host", self.host.as_str()),
             ("content-type", "application/x-amz-json-1.1"),
-            ("x-amz-target", target.as_str()),
+            ("x-amz-target", target),
         ];
         let identity = Credentials::new(
             &self.access_key_id,
@@ -163,7 +178,7 @@ impl HttpControlPlane {
         let params = v4::SigningParams::builder()
             .identity(&identity)
             .region(&self.region)
-            .name(SIGNING_NAME)
+            .name(service)
             .time(SystemTime::now())
             .settings(SigningSettings::default())
             .build()
@@ -198,15 +213,10 @@ impl HttpControlPlane {
         if !status.is_success() {
             return Err(parse_error(status.as_u16(), &bytes));
         }
-        serde_json::from_slice(&bytes).map_err(|e| {
-            ControlError::Protocol(format!("{op}: {e}: {}", String::from_utf8_lossy(&bytes)))
-        })
+        Ok(bytes.to_vec())
     }
 }
 
-/// An AWS JSON error body: `{"__type": "...", "message": "..."}`. The type
-/// may carry a namespace (`com.amazonaws.ecs#ClientException`) or a `:`
-/// suffix; both are stripped.
 fn parse_error(status: u16, body: &[u8]) -> ControlError {
     let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     let raw = v["__type"]

@@ -10,6 +10,7 @@
 //! actions, writes the checkpoint before executing any of them, and sends
 //! [`Engine::build_report`] to the server. Time is always passed in.
 
+use crate::logs::{AwsLogsConfig, ShipJob};
 use crate::spec::{self, Condition, NeededVolume, NetMode, SpecContext, TaskPlan};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -109,6 +110,16 @@ pub struct ContainerRecord {
     /// with a health check).
     #[serde(default)]
     pub health: Option<String>,
+    /// `awslogs`: the agent ships this container's output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub awslogs: Option<AwsLogsConfig>,
+    /// The timestamp (ns since the epoch) of the last line delivered; a
+    /// restarted agent resumes after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipped_until_ns: Option<u64>,
+    /// The container's output is exhausted and shipped (or given up).
+    #[serde(default)]
+    pub logs_drained: bool,
     #[serde(skip)]
     pub op: Option<Op>,
     #[serde(skip)]
@@ -125,6 +136,14 @@ impl ContainerRecord {
     }
     fn stop_timeout(&self) -> Duration {
         Duration::from_millis(self.stop_timeout_ms)
+    }
+    /// The container's output still has to be shipped before the task
+    /// may report STOPPED.
+    pub fn logs_pending(&self) -> bool {
+        self.awslogs.is_some()
+            && !self.logs_drained
+            && self.runtime_id.is_some()
+            && self.has_started()
     }
 }
 
@@ -510,6 +529,7 @@ impl Engine {
                         memory_reservation: c.memory_reservation,
                         health_check: c.health_check,
                         health: c.health_check.then(|| HEALTH_UNKNOWN.to_string()),
+                        awslogs: c.awslogs.clone(),
                         ..blank_container()
                     })
                     .collect();
@@ -785,6 +805,72 @@ impl Engine {
         actions
     }
 
+    /// The awslogs containers whose output must be shipped now (started,
+    /// not drained); the caller runs one shipper per container id.
+    pub fn log_shippers(&self) -> Vec<ShipJob> {
+        let mut out = Vec::new();
+        for rec in self.tasks.values() {
+            for c in &rec.containers {
+                if !c.logs_pending() {
+                    continue;
+                }
+                if let (Some(cfg), Some(id)) = (&c.awslogs, &c.runtime_id) {
+                    out.push(ShipJob {
+                        task_arn: rec.assigned.task_arn.clone(),
+                        task_id: rec.task_id.clone(),
+                        container: c.name.clone(),
+                        container_id: id.clone(),
+                        config: cfg.clone(),
+                        since_ns: c.shipped_until_ns,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// A shipper delivered lines up to `until_ns` (checkpointed).
+    pub fn apply_logs_shipped(&mut self, task_arn: &str, container: &str, until_ns: u64) {
+        if let Some(c) = self
+            .tasks
+            .get_mut(task_arn)
+            .and_then(|t| t.container_mut(container))
+        {
+            if c.shipped_until_ns.is_none_or(|u| u < until_ns) {
+                c.shipped_until_ns = Some(until_ns);
+                self.dirty = true;
+            }
+        }
+    }
+
+    /// A shipper finished: the output is exhausted; `error` when some of it
+    /// could not be delivered (noted in the container's reason).
+    pub fn apply_logs_drained(
+        &mut self,
+        task_arn: &str,
+        container: &str,
+        container_id: &str,
+        error: Option<String>,
+    ) {
+        let Some(rec) = self.tasks.get_mut(task_arn) else {
+            return;
+        };
+        let Some(c) = rec.container_mut(container) else {
+            return;
+        };
+        if c.runtime_id.as_deref() != Some(container_id) || c.logs_drained {
+            return;
+        }
+        c.logs_drained = true;
+        if let Some(e) = error {
+            c.reason = Some(match c.reason.take() {
+                Some(r) => format!("{r}; {e}"),
+                None => e,
+            });
+        }
+        Self::changed(rec, &mut self.dirty);
+    }
+
     /// The earliest time [`Engine::step`] has something to do without new
     /// input: retries, start timeouts, cleanup.
     pub fn next_deadline(&self) -> Option<Timestamp> {
@@ -922,6 +1008,9 @@ fn blank_container() -> ContainerRecord {
         memory_reservation: None,
         health_check: false,
         health: None,
+        awslogs: None,
+        shipped_until_ns: None,
+        logs_drained: false,
         op: None,
         not_before: None,
         known_gen: 0,
@@ -1201,7 +1290,10 @@ fn settle(rec: &mut TaskRecord, now: Timestamp) -> bool {
                     changed = true;
                 }
             }
-            if rec.all().all(|c| c.status == CStatus::Stopped) {
+            // awslogs output is flushed before the task reports STOPPED.
+            if rec.all().all(|c| c.status == CStatus::Stopped)
+                && !rec.containers.iter().any(|c| c.logs_pending())
+            {
                 rec.stopped_at = Some(now);
                 rec.execution_stopped_at.get_or_insert(now);
                 changed = true;

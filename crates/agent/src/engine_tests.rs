@@ -20,6 +20,8 @@ fn cfg() -> EngineConfig {
             allow_privileged: false,
             default_stop_timeout: Duration::from_secs(30),
             pause_image: Some("stevedore/pause:1".into()),
+            region: "us-east-1".into(),
+            log_drivers: vec!["json-file".into()],
         },
         pull_behavior: PullBehavior::Default,
         cleanup_wait: Duration::from_secs(3600),

@@ -95,9 +95,11 @@ mod agent;
 pub mod config;
 pub mod control;
 pub mod engine;
+pub mod logs;
 pub mod register;
 pub mod spec;
 
 pub use agent::{Agent, AgentError};
 pub use config::{AgentConfig, AgentFlags, ConfigError};
 pub use control::{BoxFuture, ControlError, ControlPlane, HttpControlPlane};
+pub use logs::{HttpLogsClient, InputLogEvent, LogsClient};

@@ -209,9 +209,24 @@ pub fn capabilities(info: &HostInfo, config: &AgentConfig, awsvpc: bool) -> Vec<
             caps.push(format!("{REMOTE_API}1.{v}"));
         }
     }
-    // json-file is Docker's default driver and the only one the agent lets
-    // a task ask for (without options).
+    // json-file always; awslogs is shipped by the agent (it needs Docker
+    // remote API 1.19, which every supported engine has); others as the
+    // engine's logging plugins say.
     caps.push("com.amazonaws.ecs.capability.logging-driver.json-file".to_string());
+    caps.push("com.amazonaws.ecs.capability.logging-driver.awslogs".to_string());
+    caps.push("com.amazonaws.ecs.capability.logging-driver.none".to_string());
+    for d in &info.log_drivers {
+        let cap = format!("com.amazonaws.ecs.capability.logging-driver.{d}");
+        if d != "awslogs" && !caps.contains(&cap) {
+            caps.push(cap);
+        }
+    }
+    let api_1_19 = format!("{REMOTE_API}1.19");
+    if !caps.contains(&api_1_19) {
+        caps.push(api_1_19);
+    }
+    // The execution role is accepted for awslogs (there is no IAM).
+    caps.push("ecs.capability.execution-role-awslogs".to_string());
     if config.allow_privileged {
         caps.push("com.amazonaws.ecs.capability.privileged-container".to_string());
     }
@@ -304,6 +319,7 @@ mod tests {
             docker_version: "20.10.24+dfsg1".into(),
             kernel_version: "6.1".into(),
             hostname: "h".into(),
+            log_drivers: vec!["awslogs".into(), "json-file".into(), "syslog".into()],
         }
     }
 
@@ -347,6 +363,10 @@ mod tests {
         assert!(has("com.amazonaws.ecs.capability.docker-remote-api.1.41"));
         assert!(!has("com.amazonaws.ecs.capability.docker-remote-api.1.42"));
         assert!(has("com.amazonaws.ecs.capability.logging-driver.json-file"));
+        assert!(has("com.amazonaws.ecs.capability.logging-driver.awslogs"));
+        assert!(has("com.amazonaws.ecs.capability.logging-driver.syslog"));
+        assert!(has("com.amazonaws.ecs.capability.docker-remote-api.1.19"));
+        assert!(has("ecs.capability.execution-role-awslogs"));
         assert!(has("ecs.capability.task-eni"));
         assert!(has("ecs.capability.container-ordering"));
         assert!(has("ecs.capability.container-health-check"));

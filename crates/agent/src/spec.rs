@@ -5,6 +5,7 @@
 //! will report — any field this agent cannot honour, instead of silently
 //! dropping it.
 
+use crate::logs::AwsLogsConfig;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use stevedore_api::agent::AssignedTask;
@@ -13,8 +14,8 @@ use stevedore_api::ecs::{
     KeyValuePair, NetworkMode, Scope, TransportProtocol,
 };
 use stevedore_runtime::{
-    labels, ContainerOptions, ContainerSpec, DeviceSpec, HealthCheck, MountSpec, NetworkSpec,
-    PortSpec, Protocol, TmpfsSpec, Ulimit, VolumeSpec,
+    labels, ContainerOptions, ContainerSpec, DeviceSpec, HealthCheck, LogConfig, MountSpec,
+    NetworkSpec, PortSpec, Protocol, TmpfsSpec, Ulimit, VolumeSpec,
 };
 
 /// Docker's minimum memory limit (since 20.10), MiB.
@@ -40,6 +41,10 @@ pub struct SpecContext {
     pub default_stop_timeout: Duration,
     /// The awsvpc pause image, if awsvpc is available.
     pub pause_image: Option<String>,
+    /// The agent's region (`awslogs-region` must match it).
+    pub region: String,
+    /// Logging drivers the engine has (Docker info `Plugins.Log`).
+    pub log_drivers: Vec<String>,
 }
 
 /// The task's network mode.
@@ -117,6 +122,9 @@ pub struct ContainerPlan {
     pub health_check: bool,
     /// Docker volumes to ensure before creating the container.
     pub volumes: Vec<NeededVolume>,
+    /// `awslogs`: the agent ships the container's output (Docker keeps it
+    /// with json-file).
+    pub awslogs: Option<AwsLogsConfig>,
     pub spec: ContainerSpec,
 }
 
@@ -294,20 +302,53 @@ fn check_container_fields(
             )));
         }
     }
-    if let Some(lc) = &c.log_configuration {
-        let driver = lc.log_driver.as_ref().map(|d| d.as_str().to_string());
-        let plain = lc.options.as_ref().is_none_or(|o| o.is_empty())
-            && lc.secret_options.as_ref().is_none_or(|o| o.is_empty());
-        // json-file is the engine's default driver: honoured by doing
-        // nothing, as long as no options are asked for.
-        if !(driver.as_deref() == Some("json-file") && plain) {
-            return Err(unsupported(&format!(
-                "logConfiguration with driver {} (container {name}); only json-file without options is",
-                driver.unwrap_or_default()
-            )));
-        }
-    }
     Ok(())
+}
+
+/// The container's `logConfiguration`: what Docker gets, and the awslogs
+/// shipping. `json-file` and `none` go to Docker as they are; `awslogs`
+/// runs as json-file and is shipped by the agent; any other driver goes
+/// to Docker when the engine has it (`Plugins.Log`), else it is refused.
+fn log_plan(
+    ctx: &SpecContext,
+    c: &ContainerDefinition,
+    name: &str,
+) -> Result<(Option<LogConfig>, Option<AwsLogsConfig>), String> {
+    let Some(lc) = &c.log_configuration else {
+        return Ok((None, None));
+    };
+    let driver = lc
+        .log_driver
+        .as_ref()
+        .map(|d| d.as_str().to_string())
+        .unwrap_or_default();
+    if lc.secret_options.as_ref().is_some_and(|o| !o.is_empty()) {
+        return Err(unsupported(&format!(
+            "logConfiguration.secretOptions (container {name})"
+        )));
+    }
+    let options = lc.options.clone().unwrap_or_default();
+    match driver.as_str() {
+        "awslogs" => {
+            let aws = crate::logs::parse_awslogs(&options, &ctx.region, name)?;
+            let local = LogConfig {
+                driver: "json-file".into(),
+                options: BTreeMap::new(),
+            };
+            Ok((Some(local), Some(aws)))
+        }
+        "json-file" | "none" => Ok((Some(LogConfig { driver, options }), None)),
+        "" => Err(create_error(format!(
+            "container {name}: logConfiguration without a logDriver"
+        ))),
+        _ if ctx.log_drivers.contains(&driver) => {
+            Ok((Some(LogConfig { driver, options }), None))
+        }
+        _ => Err(format!(
+            "CannotStartContainerError: container {name}: the log driver {driver} is not available on this container instance (the Docker engine has: {})",
+            ctx.log_drivers.join(", ")
+        )),
+    }
 }
 
 fn merge_env(base: &[KeyValuePair], over: &[KeyValuePair]) -> Vec<(String, String)> {
@@ -624,7 +665,7 @@ pub fn plan_task(ctx: &SpecContext, task: &AssignedTask) -> Result<TaskPlan, Str
             .filter(|s| *s > 0)
             .map(|s| Duration::from_secs(s as u64));
 
-        let (options, needed) = container_options(
+        let (mut options, needed) = container_options(
             ctx,
             c,
             name,
@@ -634,6 +675,8 @@ pub fn plan_task(ctx: &SpecContext, task: &AssignedTask) -> Result<TaskPlan, Str
             &volumes,
             &mut depends_on,
         )?;
+        let (log_config, awslogs) = log_plan(ctx, c, name)?;
+        options.log_config = log_config;
 
         let net = match network {
             NetMode::Bridge => NetworkSpec::Bridge,
@@ -674,6 +717,7 @@ pub fn plan_task(ctx: &SpecContext, task: &AssignedTask) -> Result<TaskPlan, Str
             host_mode_ports,
             health_check: c.health_check.is_some(),
             volumes: needed,
+            awslogs,
             spec,
         });
     }
@@ -1084,6 +1128,8 @@ mod tests {
             allow_privileged: false,
             default_stop_timeout: Duration::from_secs(30),
             pause_image: Some("stevedore/pause:latest".into()),
+            region: "us-east-1".into(),
+            log_drivers: vec!["json-file".into(), "local".into(), "syslog".into()],
         }
     }
 
@@ -1396,6 +1442,61 @@ mod tests {
     }
 
     #[test]
+    fn log_drivers() {
+        let with = |driver: LogDriver, opts: &[(&str, &str)]| {
+            let mut c = def("app");
+            c.log_configuration = Some(LogConfiguration {
+                log_driver: Some(driver),
+                options: Some(
+                    opts.iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                ),
+                ..Default::default()
+            });
+            plan_task(&ctx(), &task(vec![c])).map(|p| p.containers[0].clone())
+        };
+        // awslogs: json-file locally, shipped by the agent.
+        let c = with(
+            LogDriver::Awslogs,
+            &[("awslogs-group", "/ecs/x"), ("awslogs-stream-prefix", "p")],
+        )
+        .unwrap();
+        let lc = c.spec.options.log_config.unwrap();
+        assert_eq!(lc.driver, "json-file");
+        assert!(lc.options.is_empty());
+        let aws = c.awslogs.unwrap();
+        assert_eq!(aws.group, "/ecs/x");
+        assert_eq!(aws.stream_prefix.as_deref(), Some("p"));
+        // json-file with options and none go to Docker as they are.
+        let c = with(LogDriver::JsonFile, &[("max-size", "10m")]).unwrap();
+        let lc = c.spec.options.log_config.unwrap();
+        assert_eq!(
+            (lc.driver.as_str(), lc.options["max-size"].as_str()),
+            ("json-file", "10m")
+        );
+        assert!(c.awslogs.is_none());
+        let c = with(LogDriver::Unknown("none".into()), &[]).unwrap();
+        assert_eq!(c.spec.options.log_config.unwrap().driver, "none");
+        // Others when the engine has them.
+        let c = with(LogDriver::Syslog, &[("tag", "x")]).unwrap();
+        assert_eq!(c.spec.options.log_config.unwrap().driver, "syslog");
+        let e = with(LogDriver::Splunk, &[]).unwrap_err();
+        assert!(
+            e.starts_with(
+                "CannotStartContainerError: container app: the log driver splunk is not available"
+            ),
+            "{e}"
+        );
+        let e = with(
+            LogDriver::Awslogs,
+            &[("awslogs-group", "g"), ("awslogs-region", "eu-west-1")],
+        )
+        .unwrap_err();
+        assert!(e.contains("awslogs-region eu-west-1"), "{e}");
+    }
+
+    #[test]
     fn privileged_needs_permission() {
         let mut c = def("app");
         c.privileged = Some(true);
@@ -1454,7 +1555,7 @@ mod tests {
         });
         assert!(plan_task(&ctx(), &task(vec![c]))
             .unwrap_err()
-            .contains("logConfiguration"));
+            .contains("awslogs-group option is required"));
         // Empty lists and false flags (CLI skeletons) are fine.
         let mut c = def("app");
         c.mount_points = Some(vec![]);

@@ -98,6 +98,78 @@ pub fn suffix<'a>(key: &'a str, prefix: &str) -> &'a str {
     key.strip_prefix(prefix).unwrap_or(key)
 }
 
+// ---- CloudWatch Logs ------------------------------------------------------
+//
+// Every Logs key begins with `/logs/ACCOUNT/REGION/`. Group names cannot
+// contain `:` and stream names cannot contain `:` either, so `GROUP:` and
+// `GROUP:STREAM:` are unambiguous prefixes. An event's key ends with its
+// position: the timestamp (ms, 19 digits) then the stream's ingest sequence
+// (12 digits), so a range scan reads a stream in time order.
+
+pub fn logs_tenancy(scope: &Scope) -> String {
+    format!("/logs/{}/{}/", scope.account, scope.region)
+}
+
+pub fn log_groups_prefix(scope: &Scope) -> String {
+    format!("{}group/", logs_tenancy(scope))
+}
+
+pub fn log_group(scope: &Scope, group: &str) -> String {
+    format!("{}{group}", log_groups_prefix(scope))
+}
+
+pub fn log_streams_prefix(scope: &Scope, group: &str) -> String {
+    format!("{}stream/{group}:", logs_tenancy(scope))
+}
+
+pub fn log_stream(scope: &Scope, group: &str, stream: &str) -> String {
+    format!("{}{stream}", log_streams_prefix(scope, group))
+}
+
+/// All events of a group (every stream).
+pub fn log_group_events_prefix(scope: &Scope, group: &str) -> String {
+    format!("{}event/{group}:", logs_tenancy(scope))
+}
+
+pub fn log_events_prefix(scope: &Scope, group: &str, stream: &str) -> String {
+    format!("{}{stream}:", log_group_events_prefix(scope, group))
+}
+
+/// An event's position inside its stream: timestamp, then ingest sequence.
+pub fn log_event_position(timestamp: i64, seq: u64) -> String {
+    format!("{:019}{:012}", timestamp.max(0), seq)
+}
+
+/// The timestamp part of a position (`None` if it is not one).
+pub fn log_event_position_timestamp(position: &str) -> Option<i64> {
+    if position.len() != 31 || !position.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    position[..19].parse().ok()
+}
+
+pub fn log_event(scope: &Scope, group: &str, stream: &str, timestamp: i64, seq: u64) -> String {
+    format!(
+        "{}{}",
+        log_events_prefix(scope, group, stream),
+        log_event_position(timestamp, seq)
+    )
+}
+
+/// Groups with a retention policy, across all tenants: what the sweeper reads.
+pub fn log_retention_index_prefix() -> &'static str {
+    "/logsidx/retention/"
+}
+
+pub fn log_retention_index(scope: &Scope, group: &str) -> String {
+    format!(
+        "{}{}/{}/{group}",
+        log_retention_index_prefix(),
+        scope.account,
+        scope.region
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,5 +200,28 @@ mod tests {
         let a = Scope::new("111111111111", "us-east-1");
         let b = Scope::new("111111111111", "eu-west-1");
         assert!(!cluster(&a, "x").starts_with(&clusters_prefix(&b)));
+    }
+
+    #[test]
+    fn log_events_sort_by_time_then_sequence() {
+        let s = Scope::new("1", "r");
+        let mut keys = vec![
+            log_event(&s, "g", "s", 10_000, 1),
+            log_event(&s, "g", "s", 9_999, 7),
+            log_event(&s, "g", "s", 10_000, 0),
+        ];
+        keys.sort();
+        assert_eq!(
+            keys,
+            vec![
+                log_event(&s, "g", "s", 9_999, 7),
+                log_event(&s, "g", "s", 10_000, 0),
+                log_event(&s, "g", "s", 10_000, 1),
+            ]
+        );
+        let pos = log_event_position(1_700_000_000_123, 5);
+        assert_eq!(log_event_position_timestamp(&pos), Some(1_700_000_000_123));
+        assert!(!log_event(&s, "g", "s", 1, 1).starts_with(&log_events_prefix(&s, "g", "s2")));
+        assert!(!log_events_prefix(&s, "g", "s").starts_with(&log_group_events_prefix(&s, "g2")));
     }
 }

@@ -789,14 +789,16 @@ pub fn unsupported_for_run(td: &TaskDefinition) -> Option<String> {
                 .is_some_and(|l| l.max_swap.is_some() || l.swappiness.is_some()),
             "linuxParameters.maxSwap/swappiness",
         );
-        // json-file with Docker's defaults is what every container gets.
+        // Log drivers are the agent's to judge: json-file and none go to
+        // Docker as they are, awslogs is shipped by the agent, others run
+        // when the agent's engine has them (it refuses the task otherwise;
+        // the server cannot see the engine's plugins). Secrets cannot be
+        // resolved here.
         field(
-            c.log_configuration.as_ref().is_some_and(|l| {
-                l.log_driver.as_ref().map(|d| d.as_str()) != Some("json-file")
-                    || l.options.as_ref().is_some_and(|o| !o.is_empty())
-                    || l.secret_options.as_ref().is_some_and(|o| !o.is_empty())
-            }),
-            "logConfiguration (only json-file without options)",
+            c.log_configuration
+                .as_ref()
+                .is_some_and(|l| l.secret_options.as_ref().is_some_and(|o| !o.is_empty())),
+            "logConfiguration.secretOptions",
         );
         field(non_empty(&c.secrets), "secrets");
         field(non_empty(&c.environment_files), "environmentFiles");
@@ -849,7 +851,7 @@ mod tests {
     use super::*;
     use stevedore_api::ecs::{
         ContainerCondition, ContainerDependency, DockerVolumeConfiguration, HealthCheck,
-        HostVolumeProperties, LinuxParameters, MountPoint, Volume,
+        HostVolumeProperties, LinuxParameters, LogConfiguration, LogDriver, MountPoint, Volume,
     };
 
     fn td(network: Option<NetworkMode>, c: ContainerDefinition) -> TaskDefinition {
@@ -889,6 +891,15 @@ mod tests {
             pseudo_terminal: Some(true),
             disable_networking: Some(true),
             docker_security_options: Some(vec!["no-new-privileges".into()]),
+            log_configuration: Some(LogConfiguration {
+                log_driver: Some(LogDriver::Awslogs),
+                options: Some(
+                    [("awslogs-group".to_string(), "/ecs/app".to_string())]
+                        .into_iter()
+                        .collect(),
+                ),
+                secret_options: None,
+            }),
             ..Default::default()
         };
         let mut t = td(None, c.clone());
@@ -928,5 +939,25 @@ mod tests {
         let why = unsupported_for_run(&t).unwrap();
         assert!(why.contains("volumes[e].efsVolumeConfiguration"), "{why}");
         assert!(why.contains("maxSwap/swappiness"), "{why}");
+        // Log drivers are the agent's to judge; secrets cannot be resolved.
+        let mut c3 = ContainerDefinition {
+            name: Some("x".into()),
+            ..Default::default()
+        };
+        for driver in [LogDriver::JsonFile, LogDriver::Syslog, LogDriver::Splunk] {
+            c3.log_configuration = Some(LogConfiguration {
+                log_driver: Some(driver),
+                options: Some([("k".to_string(), "v".to_string())].into_iter().collect()),
+                secret_options: None,
+            });
+            assert_eq!(unsupported_for_run(&td(None, c3.clone())), None);
+        }
+        c3.log_configuration = Some(LogConfiguration {
+            log_driver: Some(LogDriver::Awslogs),
+            options: None,
+            secret_options: Some(vec![Default::default()]),
+        });
+        let why = unsupported_for_run(&td(None, c3)).unwrap();
+        assert!(why.contains("logConfiguration.secretOptions"), "{why}");
     }
 }

@@ -6,20 +6,20 @@
 //! [`RuntimeError`], never a panic.
 
 use crate::{
-    labels, BoxFuture, ContainerEvent, ContainerRuntime, ContainerSpec, ContainerState, EventKind,
-    Health, HostInfo, NetworkSpec, PortBinding, Protocol, PullBehavior, PulledImage, RuntimeError,
-    Status, VolumeSpec,
+    labels, split_message, BoxFuture, ContainerEvent, ContainerRuntime, ContainerSpec,
+    ContainerState, EventKind, Health, HostInfo, LogLine, LogStream, NetworkSpec, PortBinding,
+    Protocol, PullBehavior, PulledImage, RuntimeError, Status, VolumeSpec, MAX_LOG_LINE_BYTES,
 };
 use bollard::errors::Error as DockerError;
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, DeviceMapping,
-    EventMessage, HealthConfig, HealthStatusEnum, HostConfig, NetworkCreateRequest,
-    PortBinding as DockerPortBinding, ResourcesUlimits, VolumeCreateRequest,
+    EventMessage, HealthConfig, HealthStatusEnum, HostConfig, HostConfigLogConfig,
+    NetworkCreateRequest, PortBinding as DockerPortBinding, ResourcesUlimits, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
-    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, RemoveContainerOptionsBuilder,
-    RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
 };
 use bollard::Docker;
 use bytes::Bytes;
@@ -56,6 +56,10 @@ const EVENT_NON_LABEL_ATTRIBUTES: &[&str] = &["image", "name", "exitCode", "sign
 pub struct DockerRuntime {
     docker: Docker,
     negotiated: Arc<OnceCell<()>>,
+    /// Serialises network creation within this process: two tasks starting
+    /// at once must not both create the cluster network, or Docker ends up
+    /// with two networks of one name and refuses the ambiguous name.
+    network_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for DockerRuntime {
@@ -91,6 +95,7 @@ impl DockerRuntime {
         Ok(Self {
             docker,
             negotiated: Arc::new(OnceCell::new()),
+            network_lock: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
@@ -264,6 +269,7 @@ impl DockerRuntime {
     }
 
     async fn do_ensure_network(&self, name: &str) -> Result<String, RuntimeError> {
+        let _serial = self.network_lock.lock().await;
         let docker = self.client().await?;
         if let Ok(existing) = docker.inspect_network(name, None).await {
             // Inspect also matches an id prefix; only an exact name counts.
@@ -462,6 +468,7 @@ impl ContainerRuntime for DockerRuntime {
                 docker_version: info.server_version.unwrap_or_default(),
                 kernel_version: info.kernel_version.unwrap_or_default(),
                 hostname: info.name.unwrap_or_default(),
+                log_drivers: info.plugins.and_then(|p| p.log).unwrap_or_default(),
             })
         })
     }
@@ -613,6 +620,203 @@ impl ContainerRuntime for DockerRuntime {
 
     fn remove_volume<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), RuntimeError>> {
         Box::pin(self.do_remove_volume(name))
+    }
+
+    fn logs(
+        &self,
+        id: &str,
+        since: Option<SystemTime>,
+    ) -> BoxStream<'static, Result<LogLine, RuntimeError>> {
+        // Docker's `since` is whole seconds: ask from the second of `since`
+        // and drop what is not strictly after it.
+        let since_secs = since
+            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .map_or(0, |d| i32::try_from(d.as_secs()).unwrap_or(i32::MAX));
+        let options = LogsOptionsBuilder::new()
+            .follow(true)
+            .stdout(true)
+            .stderr(true)
+            .timestamps(true)
+            .since(since_secs)
+            .build();
+        let this = self.clone();
+        let id = id.to_string();
+        let frames = stream::once(async move {
+            match this.client().await {
+                Ok(docker) => {
+                    let id2 = id.clone();
+                    // No request timeout: the stream lasts as long as the
+                    // container runs.
+                    let docker = docker
+                        .clone()
+                        .with_timeout(Duration::from_secs(u64::from(u32::MAX)));
+                    docker
+                        .logs(&id, Some(options))
+                        .map(move |item| {
+                            item.map_err(|e| {
+                                not_found_or(&e, &id2, |m| {
+                                    RuntimeError::Unavailable(format!("Docker logs: {m}"))
+                                })
+                            })
+                        })
+                        .boxed()
+                }
+                Err(e) => stream::once(async move { Err(e) }).boxed(),
+            }
+        })
+        .flatten()
+        .boxed();
+        // Lines are joined across frames (json-file stores a long line as
+        // 16 KiB partial entries), then split at the CloudWatch limit. An
+        // error ends the stream, after what was joined so far.
+        type Lines = BoxStream<'static, Result<LogLine, RuntimeError>>;
+        stream::unfold(
+            (frames, LineJoiner::default(), false),
+            move |(mut frames, mut joiner, done)| async move {
+                if done {
+                    return None;
+                }
+                loop {
+                    match frames.next().await {
+                        Some(Ok(output)) => {
+                            let lines = joiner.push(output, since);
+                            if !lines.is_empty() {
+                                let out: Lines = stream::iter(lines.into_iter().map(Ok)).boxed();
+                                return Some((out, (frames, joiner, false)));
+                            }
+                        }
+                        Some(Err(e)) => {
+                            let mut items: Vec<Result<LogLine, RuntimeError>> =
+                                joiner.flush(since).into_iter().map(Ok).collect();
+                            items.push(Err(e));
+                            let out: Lines = stream::iter(items).boxed();
+                            return Some((out, (frames, joiner, true)));
+                        }
+                        None => {
+                            let lines = joiner.flush(since);
+                            let out: Lines = stream::iter(lines.into_iter().map(Ok)).boxed();
+                            return Some((out, (frames, joiner, true)));
+                        }
+                    }
+                }
+            },
+        )
+        .flatten()
+        .boxed()
+    }
+}
+
+/// Assembles lines from `docker logs --timestamps` frames: each frame's
+/// RFC 3339 prefix is parsed (a frame without one is stamped now), a text
+/// without a trailing newline is a partial line continued by the next frame
+/// of the same stream (kept with its first timestamp), long lines are split
+/// at [`MAX_LOG_LINE_BYTES`], and lines not after `since` are dropped.
+#[derive(Default)]
+struct LineJoiner {
+    /// Partial line per stream (stdout, stderr).
+    pending: [Option<(SystemTime, String)>; 2],
+}
+
+impl LineJoiner {
+    fn push(
+        &mut self,
+        output: bollard::container::LogOutput,
+        since: Option<SystemTime>,
+    ) -> Vec<LogLine> {
+        use bollard::container::LogOutput;
+        let (stream, bytes) = match output {
+            LogOutput::StdErr { message } => (LogStream::Stderr, message),
+            LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                (LogStream::Stdout, message)
+            }
+            LogOutput::StdIn { .. } => return Vec::new(),
+        };
+        let slot = usize::from(stream == LogStream::Stderr);
+        let text = String::from_utf8_lossy(&bytes);
+        let mut out = Vec::new();
+        // A frame is normally one (partial) line; a TTY's may hold several.
+        let mut segments: Vec<&str> = text.split('\n').collect();
+        // After the last newline: a partial line ("" when the text ended
+        // with a newline).
+        let tail = segments.pop().unwrap_or("");
+        let mut stamp = SystemTime::now();
+        let mut first = true;
+        for raw in segments {
+            let (t, msg) = split_stamp(raw, first);
+            stamp = t.unwrap_or(stamp);
+            first = false;
+            let msg = msg.strip_suffix('\r').map(str::to_string).unwrap_or(msg);
+            let (ts, line) = match self.pending[slot].take() {
+                Some((t, mut p)) => {
+                    p.push_str(&msg);
+                    (t, p)
+                }
+                None => (stamp, msg),
+            };
+            emit(&mut out, stream, ts, &line, since);
+        }
+        if !tail.is_empty() {
+            let (t, msg) = split_stamp(tail, first);
+            stamp = t.unwrap_or(stamp);
+            let entry = self.pending[slot].get_or_insert_with(|| (stamp, String::new()));
+            entry.1.push_str(&msg);
+            if entry.1.len() > MAX_LOG_LINE_BYTES {
+                // Emit the full pieces, keep the rest pending.
+                let (ts, long) = self.pending[slot].take().unwrap_or((stamp, String::new()));
+                let mut pieces = split_message(&long, MAX_LOG_LINE_BYTES);
+                let rest = pieces.pop().unwrap_or_default();
+                for p in pieces {
+                    emit(&mut out, stream, ts, &p, since);
+                }
+                self.pending[slot] = Some((ts, rest));
+            }
+        }
+        out
+    }
+
+    fn flush(&mut self, since: Option<SystemTime>) -> Vec<LogLine> {
+        let mut out = Vec::new();
+        for (slot, stream) in [(0, LogStream::Stdout), (1, LogStream::Stderr)] {
+            if let Some((ts, line)) = self.pending[slot].take() {
+                emit(&mut out, stream, ts, &line, since);
+            }
+        }
+        out
+    }
+}
+
+/// `TIMESTAMP message` → the timestamp and the message; a bare timestamp
+/// (only as a frame's first segment) is an empty message.
+fn split_stamp(raw: &str, first: bool) -> (Option<SystemTime>, String) {
+    match raw.split_once(' ') {
+        Some((ts, rest)) => match parse_docker_time(ts) {
+            Some(t) => (Some(t), rest.to_string()),
+            None => (None, raw.to_string()),
+        },
+        None if first => match parse_docker_time(raw) {
+            Some(t) => (Some(t), String::new()),
+            None => (None, raw.to_string()),
+        },
+        None => (None, raw.to_string()),
+    }
+}
+
+fn emit(
+    out: &mut Vec<LogLine>,
+    stream: LogStream,
+    timestamp: SystemTime,
+    message: &str,
+    since: Option<SystemTime>,
+) {
+    if since.is_some_and(|s| timestamp <= s) {
+        return;
+    }
+    for piece in split_message(message, MAX_LOG_LINE_BYTES) {
+        out.push(LogLine {
+            stream,
+            timestamp,
+            message: piece,
+        });
     }
 }
 
@@ -812,6 +1016,15 @@ fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         dns_search: non_empty(o.dns_search.clone()),
         links: non_empty(o.links.clone()),
         security_opt: non_empty(o.security_opt.clone()),
+        log_config: o.log_config.as_ref().map(|l| HostConfigLogConfig {
+            typ: Some(l.driver.clone()),
+            config: Some(
+                l.options
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
+        }),
         ..Default::default()
     };
     let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
@@ -1240,6 +1453,55 @@ fn tar_with_one_file(name: &str, mode: u32, data: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_frames_join_partials_and_split_long_lines() {
+        use bollard::container::LogOutput;
+        let out = |t: &str| LogOutput::StdOut {
+            message: Bytes::from(t.to_string()),
+        };
+        let err = |t: &str| LogOutput::StdErr {
+            message: Bytes::from(t.to_string()),
+        };
+        let mut j = LineJoiner::default();
+        let a = j.push(out("2024-01-02T03:04:05.000000001Z hello\n"), None);
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].message, "hello");
+        assert_eq!(a[0].stream, LogStream::Stdout);
+        let t1 = a[0].timestamp;
+        // Partials of one line, interleaved with the other stream.
+        assert!(j.push(out("2024-01-02T03:04:06Z part-"), None).is_empty());
+        let e = j.push(err("2024-01-02T03:04:06.5Z oops\r\n"), None);
+        assert_eq!(
+            (e[0].stream, e[0].message.as_str()),
+            (LogStream::Stderr, "oops")
+        );
+        let b = j.push(out("2024-01-02T03:04:07Z two\n"), None);
+        assert_eq!(b[0].message, "part-two");
+        assert_eq!(
+            b[0].timestamp,
+            parse_docker_time("2024-01-02T03:04:06Z").unwrap()
+        );
+        // `since` is exclusive; an empty line is a line.
+        let c = j.push(out("2024-01-02T03:04:05.000000001Z \n"), Some(t1));
+        assert!(c.is_empty());
+        let c = j.push(out("2024-01-02T03:04:08Z \n"), Some(t1));
+        assert_eq!(c[0].message, "");
+        // A long line arriving in pieces comes out in CloudWatch-sized parts.
+        let piece = "x".repeat(16 * 1024);
+        let mut lines = Vec::new();
+        for _ in 0..20 {
+            lines.extend(j.push(out(&format!("2024-01-02T03:04:09Z {piece}")), None));
+        }
+        lines.extend(j.flush(None));
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].message.len(), MAX_LOG_LINE_BYTES);
+        assert_eq!(
+            lines[0].message.len() + lines[1].message.len(),
+            20 * 16 * 1024
+        );
+        assert!(j.flush(None).is_empty());
+    }
 
     #[test]
     fn docker_times() {

@@ -213,6 +213,59 @@ pub struct ContainerOptions {
     pub tty: bool,
     pub security_opt: Vec<String>,
     pub network_disabled: bool,
+    /// Docker `--log-driver` and `--log-opt`; `None`: the engine's default.
+    pub log_config: Option<LogConfig>,
+}
+
+/// A Docker logging driver and its options.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LogConfig {
+    pub driver: String,
+    pub options: BTreeMap<String, String>,
+}
+
+/// Which output a log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+}
+
+/// One line of a container's output, as [`ContainerRuntime::logs`] yields
+/// it: without the trailing newline, at most [`MAX_LOG_LINE_BYTES`] long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    pub stream: LogStream,
+    pub timestamp: SystemTime,
+    pub message: String,
+}
+
+/// The longest message of one line: CloudWatch's 256 KiB event limit less
+/// its 26 bytes of per-event overhead (what Docker's awslogs driver splits
+/// at). Longer lines are split into several [`LogLine`]s.
+pub const MAX_LOG_LINE_BYTES: usize = 262_144 - 26;
+
+/// Splits `message` into pieces of at most `max` bytes, on UTF-8
+/// character boundaries. An empty message gives one empty piece.
+pub fn split_message(message: &str, max: usize) -> Vec<String> {
+    let max = max.max(4);
+    if message.len() <= max {
+        return vec![message.to_string()];
+    }
+    let mut out = Vec::new();
+    let mut rest = message;
+    while rest.len() > max {
+        let mut cut = max;
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.push(rest[..cut].to_string());
+        rest = &rest[cut..];
+    }
+    if !rest.is_empty() {
+        out.push(rest.to_string());
+    }
+    out
 }
 
 /// A named Docker volume to make sure of before a container mounts it.
@@ -300,6 +353,9 @@ pub struct HostInfo {
     pub docker_version: String,
     pub kernel_version: String,
     pub hostname: String,
+    /// Logging drivers the engine has as plugins (Docker info
+    /// `Plugins.Log`, e.g. `json-file`, `local`, `syslog`).
+    pub log_drivers: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -376,4 +432,16 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<(), RuntimeError>>;
     /// Removes a volume; a missing one is not an error.
     fn remove_volume<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), RuntimeError>>;
+    /// Follows a container's stdout and stderr (the engine must keep them:
+    /// `json-file` or `local` driver): every line with a timestamp strictly
+    /// after `since` (all when `None`), in order, then new lines as they
+    /// come. The stream ends when the container has exited and its output
+    /// is exhausted (at once for an exited container), or with one error
+    /// if the engine connection fails; callers that need to know which
+    /// inspect the container and follow again from the last timestamp.
+    fn logs(
+        &self,
+        id: &str,
+        since: Option<SystemTime>,
+    ) -> BoxStream<'static, Result<LogLine, RuntimeError>>;
 }

@@ -18,8 +18,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 use stevedore_runtime::{
     labels, ContainerRuntime, ContainerSpec, DockerRuntime, EventKind, Health, HealthCheck,
-    MountSpec, NetworkSpec, PortSpec, Protocol, PullBehavior, RuntimeError, Status, TmpfsSpec,
-    Ulimit, VolumeSpec,
+    LogConfig, LogLine, LogStream, MountSpec, NetworkSpec, PortSpec, Protocol, PullBehavior,
+    RuntimeError, Status, TmpfsSpec, Ulimit, VolumeSpec, MAX_LOG_LINE_BYTES,
 };
 
 const BUSYBOX: &str = "stevedore-test/busybox:latest";
@@ -880,4 +880,73 @@ async fn volumes_binds_and_autoprovision() {
     rt.remove_volume(&vol).await.unwrap();
     assert!(rt.ensure_volume(&missing, false).await.is_err());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn logs_follow_both_streams_with_timestamps_and_since() {
+    let t = Cleanup::new();
+    let rt = runtime();
+    let mut spec = t.spec(
+        "logs",
+        &[
+            "sh",
+            "-c",
+            "echo one; echo two >&2; sleep 1; echo three; head -c 300000 /dev/zero | tr '\\0' x; echo",
+        ],
+    );
+    spec.options.log_config = Some(LogConfig {
+        driver: "json-file".into(),
+        options: BTreeMap::from([("max-size".to_string(), "10m".to_string())]),
+    });
+    let started = SystemTime::now() - Duration::from_secs(5);
+    let id = run(&rt, &spec).await;
+    // (The daemon's own log-opts are merged in.)
+    let log_config = docker_inspect(
+        &id,
+        "{{.HostConfig.LogConfig.Type}} {{.HostConfig.LogConfig.Config}}",
+    );
+    assert!(
+        log_config.starts_with("json-file ") && log_config.contains("max-size:10m"),
+        "{log_config}"
+    );
+    // Follows a running container to its end.
+    let lines: Vec<LogLine> = tokio::time::timeout(
+        Duration::from_secs(15),
+        rt.logs(&id, None)
+            .map(|l| l.expect("line"))
+            .collect::<Vec<_>>(),
+    )
+    .await
+    .expect("the stream ends when the container exits");
+    let text: Vec<(LogStream, &str)> = lines
+        .iter()
+        .take(3)
+        .map(|l| (l.stream, l.message.as_str()))
+        .collect();
+    assert!(text.contains(&(LogStream::Stdout, "one")), "{text:?}");
+    assert!(text.contains(&(LogStream::Stderr, "two")), "{text:?}");
+    assert_eq!(text[2], (LogStream::Stdout, "three"));
+    assert!(lines.iter().all(|l| l.timestamp > started));
+    // The 300,000-byte line comes split at the CloudWatch event limit.
+    let long: Vec<&LogLine> = lines.iter().skip(3).collect();
+    assert!(long.iter().all(|l| l.message.len() <= MAX_LOG_LINE_BYTES));
+    let joined: String = long.iter().map(|l| l.message.as_str()).collect();
+    assert!(joined.len() >= 300_000 && joined.chars().all(|c| c == 'x'));
+    assert_eq!(long.len(), 2, "Docker's 16 KiB partials are joined first");
+    assert_eq!(long[0].message.len(), MAX_LOG_LINE_BYTES);
+    // `since` is exclusive: after "three" only the long line's pieces.
+    let three = lines[2].timestamp;
+    let after: Vec<LogLine> = rt
+        .logs(&id, Some(three))
+        .map(|l| l.expect("line"))
+        .collect()
+        .await;
+    assert_eq!(after.len(), long.len());
+    assert!(after.iter().all(|l| l.timestamp > three));
+    // A missing container: one error, then the end.
+    let missing: Vec<_> = rt.logs("stevedore-no-such-container", None).collect().await;
+    assert!(
+        matches!(missing.as_slice(), [Err(RuntimeError::NotFound(_))]),
+        "{missing:?}"
+    );
 }

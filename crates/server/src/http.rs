@@ -8,7 +8,7 @@ use crate::error::ApiError;
 use crate::heartbeat::{Heartbeats, DEFAULT_DISCONNECT_AFTER};
 use crate::identity::{self, KeyCache, StoreLookup};
 use crate::state::{AppState, Caller, Cx};
-use crate::{admin, agent_api, ecs};
+use crate::{admin, agent_api, ecs, logs};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
@@ -26,9 +26,12 @@ use stevedore_store::SqliteStore;
 
 const JSON_11: &str = "application/x-amz-json-1.1";
 /// The largest request body we read. ECS's biggest inputs (task
-/// definitions) are capped at 64 KiB, so 1 MiB leaves room for any
-/// legitimate call while bounding memory per request.
-const MAX_BODY: usize = 1024 * 1024;
+/// definitions) are capped at 64 KiB; PutLogEvents carries up to 1 MiB of
+/// message text (plus 26 bytes per event), which JSON framing and escaping
+/// inflate, so 8 MiB leaves room for any legitimate call while bounding
+/// memory per request. Oversized log batches are then refused by the Logs
+/// handler with the Logs API's own error.
+const MAX_BODY: usize = 8 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -115,10 +118,17 @@ impl Server {
         let listener = self.listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        axum::serve(listener, router(self.state))
+        // Log retention is enforced on read; this reclaims the space.
+        let sweeper = tokio::spawn(logs::run_sweeper(
+            self.state.store.clone(),
+            logs::SWEEP_INTERVAL,
+        ));
+        let result = axum::serve(listener, router(self.state))
             .with_graceful_shutdown(shutdown)
             .await
-            .map_err(ServerError::Serve)
+            .map_err(ServerError::Serve);
+        sweeper.abort();
+        result
     }
 }
 
@@ -215,6 +225,11 @@ async fn process(
         let op = stevedore_api::ecs::Operation::from_name(op_name)
             .ok_or_else(|| ApiError::unknown_operation(format!("Unknown operation {target}.")))?;
         ecs::dispatch(cx, op, body).await
+    } else if prefix == stevedore_api::logs::TARGET_PREFIX {
+        require_service(&service, stevedore_api::logs::SIGNING_NAME)?;
+        let op = stevedore_api::logs::Operation::from_name(op_name)
+            .ok_or_else(|| ApiError::unknown_operation(format!("Unknown operation {target}.")))?;
+        logs::dispatch(cx, op, body).await
     } else if prefix == stevedore_api::agent::TARGET_PREFIX {
         require_service(&service, stevedore_api::ecs::SIGNING_NAME)?;
         agent_api::dispatch(cx, op_name, body).await

@@ -11,6 +11,7 @@ pub mod error;
 pub mod heartbeat;
 pub mod http;
 pub mod identity;
+pub mod logs;
 pub mod state;
 
 pub use config::ServerConfig;

@@ -10,7 +10,10 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
-use stevedore_agent::{Agent, AgentConfig, AgentError, BoxFuture, ControlError, ControlPlane};
+use stevedore_agent::{
+    Agent, AgentConfig, AgentError, BoxFuture, ControlError, ControlPlane, InputLogEvent,
+    LogsClient,
+};
 use stevedore_api::agent::{
     AssignedTask, ObservedTask, PollTasksRequest, PollTasksResponse, ReportTaskStatesRequest,
     ReportTaskStatesResponse,
@@ -24,6 +27,7 @@ use tokio::sync::{oneshot, watch};
 
 /// std's Mutex under a short name (no extra dependency).
 mod parking_lot_free {
+    #[derive(Default)]
     pub struct Mutex<T>(std::sync::Mutex<T>);
     impl<T> Mutex<T> {
         pub fn new(v: T) -> Self {
@@ -240,6 +244,126 @@ impl ControlPlane for FakeControl {
     }
 }
 
+/// The in-memory CloudWatch Logs sink: groups of streams of events, with
+/// CloudWatch's errors for missing and duplicate resources.
+#[derive(Default)]
+pub struct FakeLogs {
+    groups: Mutex<BTreeMap<String, BTreeMap<String, Vec<InputLogEvent>>>>,
+    /// Delay of every PutLogEvents, ms.
+    pub put_delay_ms: std::sync::atomic::AtomicU64,
+}
+
+fn logs_error(code: &str, message: &str) -> ControlError {
+    ControlError::Service {
+        status: 400,
+        code: code.into(),
+        message: message.into(),
+    }
+}
+
+impl FakeLogs {
+    pub fn create_group(&self, group: &str) {
+        self.groups.lock().entry(group.into()).or_default();
+    }
+
+    pub fn has_group(&self, group: &str) -> bool {
+        self.groups.lock().contains_key(group)
+    }
+
+    pub fn streams(&self, group: &str) -> Vec<String> {
+        self.groups
+            .lock()
+            .get(group)
+            .map(|g| g.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The messages of a stream, in order.
+    pub fn messages(&self, group: &str, stream: &str) -> Vec<String> {
+        self.groups
+            .lock()
+            .get(group)
+            .and_then(|g| g.get(stream))
+            .map(|events| events.iter().map(|e| e.message.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn events(&self, group: &str, stream: &str) -> Vec<InputLogEvent> {
+        self.groups
+            .lock()
+            .get(group)
+            .and_then(|g| g.get(stream))
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+impl LogsClient for FakeLogs {
+    fn create_log_group<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<(), ControlError>> {
+        Box::pin(async move {
+            let mut g = self.groups.lock();
+            if g.contains_key(group) {
+                return Err(logs_error(
+                    "ResourceAlreadyExistsException",
+                    "The specified log group already exists",
+                ));
+            }
+            g.insert(group.into(), BTreeMap::new());
+            Ok(())
+        })
+    }
+
+    fn create_log_stream<'a>(
+        &'a self,
+        group: &'a str,
+        stream: &'a str,
+    ) -> BoxFuture<'a, Result<(), ControlError>> {
+        Box::pin(async move {
+            let mut g = self.groups.lock();
+            let Some(streams) = g.get_mut(group) else {
+                return Err(logs_error(
+                    "ResourceNotFoundException",
+                    "The specified log group does not exist.",
+                ));
+            };
+            if streams.contains_key(stream) {
+                return Err(logs_error(
+                    "ResourceAlreadyExistsException",
+                    "The specified log stream already exists",
+                ));
+            }
+            streams.insert(stream.into(), Vec::new());
+            Ok(())
+        })
+    }
+
+    fn put_log_events<'a>(
+        &'a self,
+        group: &'a str,
+        stream: &'a str,
+        events: &'a [InputLogEvent],
+    ) -> BoxFuture<'a, Result<(), ControlError>> {
+        Box::pin(async move {
+            let delay = self.put_delay_ms.load(std::sync::atomic::Ordering::SeqCst);
+            if delay > 0 {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+            }
+            assert!(!events.is_empty() && events.len() <= 10_000);
+            assert!(events.iter().map(|e| e.message.len() + 26).sum::<usize>() <= 1_048_576);
+            assert!(events.windows(2).all(|w| w[0].timestamp <= w[1].timestamp));
+            let mut g = self.groups.lock();
+            let Some(s) = g.get_mut(group).and_then(|s| s.get_mut(stream)) else {
+                return Err(logs_error(
+                    "ResourceNotFoundException",
+                    "The specified log group or stream does not exist.",
+                ));
+            };
+            s.extend(events.iter().cloned());
+            Ok(())
+        })
+    }
+}
+
 type RunningAgent = (
     oneshot::Sender<()>,
     tokio::task::JoinHandle<Result<(), AgentError>>,
@@ -249,6 +373,7 @@ type RunningAgent = (
 /// network on drop, even when the test fails.
 pub struct Harness {
     pub fake: Arc<FakeControl>,
+    pub logs: Arc<FakeLogs>,
     pub runtime: Arc<DockerRuntime>,
     pub dir: tempfile::TempDir,
     pub cluster: String,
@@ -269,6 +394,7 @@ impl Harness {
         config.resync_interval = Duration::from_secs(5);
         Harness {
             fake: FakeControl::new(),
+            logs: Arc::new(FakeLogs::default()),
             runtime,
             dir,
             cluster,
@@ -293,8 +419,9 @@ impl Harness {
         let config = self.config.clone();
         let runtime = self.runtime.clone();
         let control: Arc<dyn ControlPlane> = self.fake.clone();
+        let logs: Arc<dyn LogsClient> = self.logs.clone();
         let handle = tokio::spawn(async move {
-            Agent::run(config, runtime, control, async {
+            Agent::run_with_logs(config, runtime, control, logs, async {
                 let _ = rx.await;
             })
             .await

@@ -1,0 +1,157 @@
+//! The CloudWatch Logs JSON 1.1 API (`X-Amz-Target: Logs_20140328.*`) on the
+//! same endpoint as ECS. Log groups, streams and events live in the store
+//! under `/logs/ACCOUNT/REGION/` (see `stevedore_model::keys`); every write
+//! is one transaction, durable before the response.
+
+mod events;
+mod groups;
+mod pattern;
+mod records;
+mod streams;
+mod sweeper;
+
+pub use sweeper::{run_sweeper, sweep_once, SWEEP_INTERVAL};
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::Cx;
+use serde::{de::DeserializeOwned, Serialize};
+use std::future::Future;
+use stevedore_api::logs::Operation;
+use stevedore_api::Validate;
+
+/// Operations this build serves. Every other operation of the Logs model
+/// answers `InvalidOperationException`, never a fake success.
+pub const IMPLEMENTED: &[Operation] = &[
+    Operation::CreateLogGroup,
+    Operation::DeleteLogGroup,
+    Operation::DescribeLogGroups,
+    Operation::CreateLogStream,
+    Operation::DeleteLogStream,
+    Operation::DescribeLogStreams,
+    Operation::PutLogEvents,
+    Operation::GetLogEvents,
+    Operation::FilterLogEvents,
+    Operation::PutRetentionPolicy,
+    Operation::DeleteRetentionPolicy,
+];
+
+/// The output of operations whose model has none: `{}`.
+#[derive(Serialize)]
+pub struct Empty {}
+
+pub async fn dispatch(cx: Cx, op: Operation, body: &[u8]) -> ApiResult<Vec<u8>> {
+    use Operation as O;
+    match op {
+        O::CreateLogGroup => call(cx, body, groups::create_log_group).await,
+        O::DeleteLogGroup => call(cx, body, groups::delete_log_group).await,
+        O::DescribeLogGroups => call(cx, body, groups::describe_log_groups).await,
+        O::PutRetentionPolicy => call(cx, body, groups::put_retention_policy).await,
+        O::DeleteRetentionPolicy => call(cx, body, groups::delete_retention_policy).await,
+        O::CreateLogStream => call(cx, body, streams::create_log_stream).await,
+        O::DeleteLogStream => call(cx, body, streams::delete_log_stream).await,
+        O::DescribeLogStreams => call(cx, body, streams::describe_log_streams).await,
+        O::PutLogEvents => call(cx, body, events::put_log_events).await,
+        O::GetLogEvents => call(cx, body, events::get_log_events).await,
+        O::FilterLogEvents => call(cx, body, events::filter_log_events).await,
+        other => Err(ApiError::new(
+            "InvalidOperationException",
+            format!(
+                "{} is not supported by this version of Stevedore's CloudWatch Logs API. See the compatibility table in the README.",
+                other.name()
+            ),
+        )),
+    }
+}
+
+/// Parses, validates against the Logs model, runs the handler and
+/// serializes its output. Validation failures are the Logs model's
+/// `InvalidParameterException`.
+async fn call<Req, Resp, F, Fut>(cx: Cx, body: &[u8], f: F) -> ApiResult<Vec<u8>>
+where
+    Req: DeserializeOwned + Validate,
+    Resp: Serialize,
+    F: FnOnce(Cx, Req) -> Fut,
+    Fut: Future<Output = ApiResult<Resp>>,
+{
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        body
+    };
+    let req: Req = serde_json::from_slice(body).map_err(|e| {
+        ApiError::serialization(format!(
+            "The request body could not be read as this operation's input: {e}"
+        ))
+    })?;
+    req.validate("")?;
+    let resp = f(cx, req).await?;
+    serde_json::to_vec(&resp)
+        .map_err(|e| ApiError::server(format!("could not serialize the response: {e}")))
+}
+
+pub(crate) fn group_not_found() -> ApiError {
+    ApiError::resource_not_found("The specified log group does not exist.")
+}
+
+pub(crate) fn stream_not_found() -> ApiError {
+    ApiError::resource_not_found("The specified log stream does not exist.")
+}
+
+pub(crate) fn already_exists(message: impl Into<String>) -> ApiError {
+    ApiError::new("ResourceAlreadyExistsException", message)
+}
+
+/// Exactly one of `logGroupName` and `logGroupIdentifier` (a name or a
+/// log-group ARN of the caller's own account and region).
+pub(crate) fn group_name(
+    cx: &Cx,
+    name: Option<String>,
+    identifier: Option<String>,
+) -> ApiResult<String> {
+    match (name, identifier) {
+        (Some(n), None) => Ok(n),
+        (None, Some(id)) => {
+            let Some(rest) = id.strip_prefix("arn:") else {
+                return Ok(id);
+            };
+            let scope = cx.scope();
+            let want = format!("aws:logs:{}:{}:log-group:", scope.region, scope.account);
+            match rest.strip_prefix(&want) {
+                Some(name) => Ok(name.strip_suffix(":*").unwrap_or(name).to_string()),
+                None => Err(group_not_found()),
+            }
+        }
+        (Some(_), Some(_)) => Err(ApiError::invalid(
+            "LogGroupName and LogGroupIdentifier are mutually exclusive; specify only one.",
+        )),
+        (None, None) => Err(ApiError::invalid(
+            "Either LogGroupName or LogGroupIdentifier must be specified.",
+        )),
+    }
+}
+
+/// The model's pattern for log group names, `[\.\-_/#A-Za-z0-9]+`.
+pub(crate) fn check_group_name(name: &str) -> ApiResult<()> {
+    if !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-/#".contains(&b))
+    {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(format!(
+            "1 validation error detected: Value '{name}' at 'logGroupName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\.\\-_/#A-Za-z0-9]+"
+        )))
+    }
+}
+
+/// The model's pattern for log stream names, `[^:*]*`.
+pub(crate) fn check_stream_name(name: &str) -> ApiResult<()> {
+    if name.is_empty() || name.contains([':', '*']) {
+        Err(ApiError::invalid(format!(
+            "1 validation error detected: Value '{name}' at 'logStreamName' failed to satisfy constraint: Member must satisfy regular expression pattern: [^:*]*"
+        )))
+    } else {
+        Ok(())
+    }
+}

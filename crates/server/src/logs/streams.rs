@@ -1,0 +1,166 @@
+//! Log streams: CreateLogStream, DeleteLogStream, DescribeLogStreams.
+
+use super::records::{load_group, load_stream, GroupRecord, StreamRecord};
+use super::{already_exists, check_stream_name, group_not_found, stream_not_found, Empty};
+use crate::db::{self, commit, contention, put, unchanged, MAX_CAS_RETRIES};
+use crate::error::{ApiError, ApiResult};
+use crate::state::Cx;
+use stevedore_api::logs::{
+    CreateLogStreamRequest, DeleteLogStreamRequest, DescribeLogStreamsRequest,
+    DescribeLogStreamsResponse, LogStream, OrderBy,
+};
+use stevedore_model::arn::Scope;
+use stevedore_model::keys;
+use stevedore_store::{Compare, Op};
+
+pub async fn create_log_stream(cx: Cx, req: CreateLogStreamRequest) -> ApiResult<Empty> {
+    let group = req.log_group_name.unwrap_or_default();
+    let stream = req.log_stream_name.unwrap_or_default();
+    check_stream_name(&stream)?;
+    let scope = cx.scope();
+    for _ in 0..MAX_CAS_RETRIES {
+        let Some(g) = load_group(cx.store(), scope, &group)? else {
+            return Err(group_not_found());
+        };
+        let key = keys::log_stream(scope, &group, &stream);
+        if cx.store().get(&key)?.is_some() {
+            return Err(already_exists("The specified log stream already exists"));
+        }
+        let record = StreamRecord {
+            name: stream.clone(),
+            creation_time: cx.now.as_millis(),
+            first_event_timestamp: None,
+            last_event_timestamp: None,
+            last_ingestion_time: None,
+            stored_bytes: 0,
+            next_seq: 1,
+        };
+        let compares = vec![
+            unchanged(keys::log_group(scope, &group), g.mod_revision),
+            Compare::absent(key.clone()),
+        ];
+        if commit(cx.store(), compares, vec![put(key, &record)]).await? {
+            return Ok(Empty {});
+        }
+    }
+    Err(contention())
+}
+
+pub async fn delete_log_stream(cx: Cx, req: DeleteLogStreamRequest) -> ApiResult<Empty> {
+    let group = req.log_group_name.unwrap_or_default();
+    let stream = req.log_stream_name.unwrap_or_default();
+    let scope = cx.scope();
+    for _ in 0..MAX_CAS_RETRIES {
+        if load_group(cx.store(), scope, &group)?.is_none() {
+            return Err(group_not_found());
+        }
+        let Some(s) = load_stream(cx.store(), scope, &group, &stream)? else {
+            return Err(stream_not_found());
+        };
+        let key = keys::log_stream(scope, &group, &stream);
+        let ops = vec![
+            Op::Delete { key: key.clone() },
+            Op::DeletePrefix {
+                prefix: keys::log_events_prefix(scope, &group, &stream),
+            },
+        ];
+        if commit(cx.store(), vec![unchanged(key, s.mod_revision)], ops).await? {
+            return Ok(Empty {});
+        }
+    }
+    Err(contention())
+}
+
+pub fn stream_arn(scope: &Scope, group: &GroupRecord, stream: &str) -> String {
+    format!("{}:log-stream:{stream}", group.arn(scope))
+}
+
+pub async fn describe_log_streams(
+    cx: Cx,
+    req: DescribeLogStreamsRequest,
+) -> ApiResult<DescribeLogStreamsResponse> {
+    let group_name = super::group_name(&cx, req.log_group_name, req.log_group_identifier)?;
+    let scope = cx.scope().clone();
+    let Some(group) = load_group(cx.store(), &scope, &group_name)? else {
+        return Err(group_not_found());
+    };
+    let group = group.value;
+    let limit = db::max_results(req.limit, 50, 50)?;
+    let descending = req.descending.unwrap_or(false);
+    let by_time = match req.order_by {
+        None | Some(OrderBy::LogStreamName) => false,
+        Some(OrderBy::LastEventTime) => true,
+        Some(OrderBy::Unknown(v)) => {
+            return Err(ApiError::invalid(format!("Invalid orderBy value {v}.")))
+        }
+    };
+    if by_time && req.log_stream_name_prefix.is_some() {
+        return Err(ApiError::invalid(
+            "Cannot order by LastEventTime with a logStreamNamePrefix.",
+        ));
+    }
+    let streams_prefix = keys::log_streams_prefix(&scope, &group_name);
+    let (records, next_token): (Vec<StreamRecord>, Option<String>) = if by_time {
+        // Ordered by (lastEventTimestamp, name); the token is that sort key
+        // of the last stream returned, never an offset.
+        let sort_key =
+            |s: &StreamRecord| format!("{:020}/{}", s.last_event_timestamp.unwrap_or(0), s.name);
+        let mut all: Vec<(String, StreamRecord)> =
+            db::all_versioned::<StreamRecord>(cx.store(), &streams_prefix)?
+                .into_iter()
+                .map(|v| (sort_key(&v.value), v.value))
+                .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        if descending {
+            all.reverse();
+        }
+        if let Some(t) = req.next_token.as_deref() {
+            let after = db::decode_token(t)?;
+            all.retain(|(k, _)| if descending { *k < after } else { *k > after });
+        }
+        let more = all.len() > limit;
+        all.truncate(limit);
+        let token = if more {
+            all.last().map(|(k, _)| db::encode_token(k))
+        } else {
+            None
+        };
+        (all.into_iter().map(|(_, s)| s).collect(), token)
+    } else {
+        let prefix = format!(
+            "{streams_prefix}{}",
+            req.log_stream_name_prefix.as_deref().unwrap_or("")
+        );
+        let page = db::page(
+            cx.store(),
+            &prefix,
+            req.next_token.as_deref(),
+            limit,
+            descending,
+            |_| Ok(true),
+        )?;
+        let records = page
+            .kvs
+            .iter()
+            .map(db::decode::<StreamRecord>)
+            .collect::<ApiResult<Vec<_>>>()?;
+        (records, page.next_token)
+    };
+    let log_streams = records
+        .into_iter()
+        .map(|s| LogStream {
+            arn: Some(stream_arn(&scope, &group, &s.name)),
+            creation_time: Some(s.creation_time),
+            first_event_timestamp: s.first_event_timestamp,
+            last_event_timestamp: s.last_event_timestamp,
+            last_ingestion_time: s.last_ingestion_time,
+            log_stream_name: Some(s.name),
+            stored_bytes: Some(s.stored_bytes),
+            upload_sequence_token: None,
+        })
+        .collect();
+    Ok(DescribeLogStreamsResponse {
+        log_streams: Some(log_streams),
+        next_token,
+    })
+}
