@@ -102,3 +102,12 @@ def test_missing_value(ecs_raw):
         contains=["value"],
         name="containerInsights",
     )
+
+
+def test_default_log_driver_mode_matches_the_agent(ecs):
+    expect_error(ecs.put_account_setting_default, "UnsupportedFeatureException", contains=["blocking"],
+                 name="defaultLogDriverMode", value="non-blocking")
+    out = ecs.put_account_setting_default(name="defaultLogDriverMode", value="blocking")["setting"]
+    assert out["value"] == "blocking"
+    eff = ecs.list_account_settings(name="defaultLogDriverMode", effectiveSettings=True)["settings"]
+    assert [s["value"] for s in eff] == ["blocking"]

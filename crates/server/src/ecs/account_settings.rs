@@ -16,7 +16,8 @@ fn aws_default(name: &SettingName) -> &'static str {
         | SettingName::ContainerInstanceLongArnFormat => "enabled",
         SettingName::TagResourceAuthorization => "on",
         SettingName::FargateTaskRetirementWaitPeriod => "7",
-        SettingName::DefaultLogDriverMode => "non-blocking",
+        // What the agent does when a container names no `mode`.
+        SettingName::DefaultLogDriverMode => "blocking",
         _ => "disabled",
     }
 }
@@ -67,6 +68,9 @@ fn validate_value(name: &SettingName, value: &str) -> ApiResult<()> {
         SettingName::GuardDutyActivate => {
             Some("GuardDuty runtime monitoring is not available in Stevedore.")
         }
+        SettingName::DefaultLogDriverMode if value != "blocking" => Some(
+            "the agent's default log mode is blocking; set `mode: non-blocking` in a container's logConfiguration options instead.",
+        ),
         _ => None,
     };
     match refused {
