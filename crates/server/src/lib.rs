@@ -12,6 +12,7 @@ pub mod heartbeat;
 pub mod http;
 pub mod identity;
 pub mod logs;
+mod operation;
 pub mod state;
 
 pub use config::ServerConfig;

@@ -13,11 +13,10 @@ mod sweeper;
 pub use sweeper::{run_sweeper, sweep_once, SWEEP_INTERVAL};
 
 use crate::error::{ApiError, ApiResult};
+use crate::operation::call;
 use crate::state::Cx;
-use serde::{de::DeserializeOwned, Serialize};
-use std::future::Future;
+use serde::Serialize;
 use stevedore_api::logs::Operation;
-use stevedore_api::Validate;
 
 /// Operations this build serves. Every other operation of the Logs model
 /// answers `InvalidOperationException`, never a fake success.
@@ -61,32 +60,6 @@ pub async fn dispatch(cx: Cx, op: Operation, body: &[u8]) -> ApiResult<Vec<u8>> 
             ),
         )),
     }
-}
-
-/// Parses, validates against the Logs model, runs the handler and
-/// serializes its output. Validation failures are the Logs model's
-/// `InvalidParameterException`.
-async fn call<Req, Resp, F, Fut>(cx: Cx, body: &[u8], f: F) -> ApiResult<Vec<u8>>
-where
-    Req: DeserializeOwned + Validate,
-    Resp: Serialize,
-    F: FnOnce(Cx, Req) -> Fut,
-    Fut: Future<Output = ApiResult<Resp>>,
-{
-    let body = if body.iter().all(u8::is_ascii_whitespace) {
-        b"{}".as_slice()
-    } else {
-        body
-    };
-    let req: Req = serde_json::from_slice(body).map_err(|e| {
-        ApiError::serialization(format!(
-            "The request body could not be read as this operation's input: {e}"
-        ))
-    })?;
-    req.validate("")?;
-    let resp = f(cx, req).await?;
-    serde_json::to_vec(&resp)
-        .map_err(|e| ApiError::server(format!("could not serialize the response: {e}")))
 }
 
 pub(crate) fn group_not_found() -> ApiError {
