@@ -381,15 +381,7 @@ pub async fn describe_clusters(
     for given in &names {
         match load_any(cx.store(), scope, Some(given))? {
             Some(v) => clusters.push(view(cx.store(), scope, &v.value, &include)?),
-            None => failures.push(Failure {
-                arn: Some(if given.starts_with("arn:") {
-                    given.clone()
-                } else {
-                    scope.cluster_arn(given)
-                }),
-                reason: Some("MISSING".into()),
-                detail: None,
-            }),
+            None => failures.push(super::missing(given, |n| scope.cluster_arn(n))),
         }
     }
     Ok(DescribeClustersResponse {

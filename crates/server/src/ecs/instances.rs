@@ -140,11 +140,42 @@ pub(crate) fn all_instances(
 /// The instance as DescribeContainerInstances shows it: live resources,
 /// task counts and connectivity.
 pub(crate) fn view(cx: &Cx, rec: &InstanceRecord, with_tags: bool) -> ApiResult<ContainerInstance> {
+    let arn = rec
+        .instance
+        .container_instance_arn
+        .clone()
+        .unwrap_or_default();
+    let tasks = super::tasks::tasks_in_cluster(cx.store(), cx.scope(), &rec.cluster_name)?;
+    Ok(view_with(cx, rec, with_tags, counts_of(&tasks, &arn)))
+}
+
+/// (running, pending) tasks whose containerInstanceArn is `arn`.
+pub(crate) fn counts_of(tasks: &[Versioned<Task>], arn: &str) -> (i32, i32) {
+    let mut c = (0, 0);
+    for t in tasks
+        .iter()
+        .filter(|t| t.value.container_instance_arn.as_deref() == Some(arn))
+    {
+        match t.value.last_status.as_deref() {
+            Some("RUNNING") => c.0 += 1,
+            Some("PROVISIONING") | Some("PENDING") | Some("ACTIVATING") => c.1 += 1,
+            _ => {}
+        }
+    }
+    c
+}
+
+/// `view` with the counts already known, so describing many instances
+/// reads the cluster's tasks once rather than once per instance.
+pub(crate) fn view_with(
+    cx: &Cx,
+    rec: &InstanceRecord,
+    with_tags: bool,
+    (running, pending): (i32, i32),
+) -> ContainerInstance {
     let mut ci = rec.instance.clone();
     ci.remaining_resources = Some(rec.remaining());
     let arn = ci.container_instance_arn.clone().unwrap_or_default();
-    let (running, pending) =
-        super::tasks::counts_on_instance(cx.store(), cx.scope(), &rec.cluster_name, &arn)?;
     ci.running_tasks_count = Some(running);
     ci.pending_tasks_count = Some(pending);
     ci.agent_connected = Some(cx.state.heartbeats.connected(&arn));
@@ -153,7 +184,7 @@ pub(crate) fn view(cx: &Cx, rec: &InstanceRecord, with_tags: bool) -> ApiResult<
     } else if ci.tags.is_none() {
         ci.tags = Some(Vec::new());
     }
-    Ok(ci)
+    ci
 }
 
 fn resource_named<'a>(resources: &'a [Resource], name: &str) -> Option<&'a Resource> {
@@ -358,20 +389,23 @@ pub async fn describe(
         ));
     }
     let with_tags = include.contains(&ContainerInstanceField::Tags);
+    let tasks = super::tasks::tasks_in_cluster(cx.store(), cx.scope(), &cluster_name)?;
     let mut out = Vec::new();
     let mut failures = Vec::new();
     for g in &given {
         match load_instance(cx.store(), cx.scope(), &cluster_name, g)? {
-            Some((_, v)) => out.push(view(&cx, &v.value, with_tags)?),
-            None => failures.push(Failure {
-                arn: Some(if g.starts_with("arn:") {
-                    g.clone()
-                } else {
-                    cx.scope().container_instance_arn(&cluster_name, g)
-                }),
-                reason: Some("MISSING".into()),
-                detail: None,
-            }),
+            Some((_, v)) => {
+                let arn = v
+                    .value
+                    .instance
+                    .container_instance_arn
+                    .clone()
+                    .unwrap_or_default();
+                out.push(view_with(&cx, &v.value, with_tags, counts_of(&tasks, &arn)))
+            }
+            None => failures.push(super::missing(g, |id| {
+                cx.scope().container_instance_arn(&cluster_name, id)
+            })),
         }
     }
     Ok(DescribeContainerInstancesResponse {

@@ -21,9 +21,23 @@ pub(crate) mod internal {
 use crate::error::{ApiError, ApiResult};
 use crate::operation::call;
 use crate::state::Cx;
-use stevedore_api::ecs::Operation;
+use stevedore_api::ecs::{Failure, Operation};
 
 pub use clusters::ClusterCounts;
+
+/// The `failures` entry ECS gives for a name or ARN that matched nothing:
+/// the ARN as given, or the ARN the name would have.
+pub(crate) fn missing(given: &str, arn_of_name: impl FnOnce(&str) -> String) -> Failure {
+    Failure {
+        arn: Some(if given.starts_with("arn:") {
+            given.to_string()
+        } else {
+            arn_of_name(given)
+        }),
+        reason: Some("MISSING".into()),
+        detail: None,
+    }
+}
 
 /// Operations this build serves. Everything else in the model answers
 /// UnsupportedFeatureException, never a fake success.

@@ -33,19 +33,10 @@ pub(crate) fn counts_on_instance(
     cluster: &str,
     instance_arn: &str,
 ) -> ApiResult<(i32, i32)> {
-    let mut running = 0;
-    let mut pending = 0;
-    for t in tasks_in_cluster(store, scope, cluster)? {
-        if t.value.container_instance_arn.as_deref() != Some(instance_arn) {
-            continue;
-        }
-        match t.value.last_status.as_deref() {
-            Some("RUNNING") => running += 1,
-            Some("PROVISIONING") | Some("PENDING") | Some("ACTIVATING") => pending += 1,
-            _ => {}
-        }
-    }
-    Ok((running, pending))
+    Ok(super::instances::counts_of(
+        &tasks_in_cluster(store, scope, cluster)?,
+        instance_arn,
+    ))
 }
 
 pub(crate) fn tasks_in_cluster(
@@ -842,15 +833,9 @@ pub async fn describe_tasks(cx: Cx, req: DescribeTasksRequest) -> ApiResult<Desc
     for g in &given {
         match load_task(cx.store(), cx.scope(), &cluster_name, g)? {
             Some((_, v)) => tasks.push(view(&v.value, with_tags)),
-            None => failures.push(Failure {
-                arn: Some(if g.starts_with("arn:") {
-                    g.clone()
-                } else {
-                    cx.scope().task_arn(&cluster_name, g)
-                }),
-                reason: Some("MISSING".into()),
-                detail: None,
-            }),
+            None => failures.push(super::missing(g, |id| {
+                cx.scope().task_arn(&cluster_name, id)
+            })),
         }
     }
     Ok(DescribeTasksResponse {
