@@ -13,6 +13,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 use stevedore_server::config::{DEFAULT_ACCOUNT_ID, DEFAULT_LISTEN, DEFAULT_REGION};
 use stevedore_server::ServerConfig;
 
@@ -85,6 +86,15 @@ struct ServerArgs {
     /// Accept any well-formed SigV4 signature without checking secrets. Local test tooling only.
     #[arg(long)]
     accept_any_credentials: bool,
+    /// Seconds without a poll or report before an agent counts as disconnected.
+    #[arg(long, default_value_t = 10, env = "STEVEDORE_AGENT_DISCONNECT_AFTER")]
+    agent_disconnect_after: u64,
+    /// Further seconds disconnected before its service tasks are replaced elsewhere.
+    #[arg(long, default_value_t = 20, env = "STEVEDORE_LOST_INSTANCE_GRACE")]
+    lost_instance_grace: u64,
+    /// Seconds a RUNNING task without health checks must run to count as healthy (ECS: 40).
+    #[arg(long, default_value_t = 40, env = "STEVEDORE_TASK_HEALTHY_AFTER")]
+    task_healthy_after: u64,
 }
 
 /// Agent settings that are flags as well as ECS agent environment variables.
@@ -168,6 +178,9 @@ impl ServerArgs {
             region: self.region,
             account_id: self.account_id,
             accept_any_credentials: self.accept_any_credentials,
+            agent_disconnect_after: Duration::from_secs(self.agent_disconnect_after.max(1)),
+            lost_instance_grace: Duration::from_secs(self.lost_instance_grace),
+            task_healthy_after: Duration::from_secs(self.task_healthy_after),
         })
     }
 }

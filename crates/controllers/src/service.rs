@@ -179,10 +179,11 @@ impl<'a> Ctx<'a> {
                 .running_for(t)
                 .is_some_and(|age| age >= self.input.spec.grace_period_ms)
     }
+    /// ECS's "(service X) has stopped N running tasks: (task a) (task b)."
     fn tasks_message(&self, verb: &str, ids: &[&str]) -> String {
         let list: Vec<String> = ids.iter().map(|i| format!("(task {i})")).collect();
         format!(
-            "(service {}) has {verb} {} tasks: {}.",
+            "(service {}) has {verb} {} running tasks: {}.",
             self.name,
             ids.len(),
             list.join(" ")

@@ -50,6 +50,14 @@ impl ApiError {
         )
     }
 
+    pub fn service_not_found() -> Self {
+        Self::new("ServiceNotFoundException", "Service not found.")
+    }
+
+    pub fn service_not_active() -> Self {
+        Self::new("ServiceNotActiveException", "Service was not ACTIVE.")
+    }
+
     pub fn resource_not_found(message: impl Into<String>) -> Self {
         Self::new("ResourceNotFoundException", message)
     }

@@ -11,14 +11,21 @@ use std::time::{Duration, Instant};
 /// than this long ago.
 pub const DEFAULT_DISCONNECT_AFTER: Duration = Duration::from_secs(10);
 
+/// A poll is held at most `MAX_WAIT_SECONDS`; one open longer than this is
+/// a connection nobody is reading (a partitioned host), not a heartbeat.
+const POLL_STALE_AFTER: Duration =
+    Duration::from_secs(stevedore_api::agent::MAX_WAIT_SECONDS as u64 + 5);
+
 #[derive(Default)]
 struct Entry {
     open_polls: u32,
     last_seen: Option<Instant>,
+    last_poll_start: Option<Instant>,
 }
 
 pub struct Heartbeats {
     disconnect_after: Duration,
+    started: Instant,
     entries: Mutex<HashMap<String, Entry>>,
 }
 
@@ -26,8 +33,34 @@ impl Heartbeats {
     pub fn new(disconnect_after: Duration) -> Self {
         Heartbeats {
             disconnect_after,
+            started: Instant::now(),
             entries: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// How long the agent has been out of touch, or `None` while connected.
+    /// Agents never seen since this server started count from the start.
+    pub fn silent_for(&self, instance_arn: &str) -> Option<Duration> {
+        let e = self.entries.lock();
+        let entry = e.get(instance_arn);
+        if entry.is_some_and(|en| self.live(en)) {
+            return None;
+        }
+        let last = entry
+            .and_then(|en| en.last_seen)
+            .unwrap_or(self.started)
+            .max(self.started);
+        Some(last.elapsed())
+    }
+
+    fn live(&self, entry: &Entry) -> bool {
+        (entry.open_polls > 0
+            && entry
+                .last_poll_start
+                .is_some_and(|t| t.elapsed() < POLL_STALE_AFTER))
+            || entry
+                .last_seen
+                .is_some_and(|t| t.elapsed() < self.disconnect_after)
     }
 
     /// Marks a poll open until the guard drops.
@@ -36,6 +69,7 @@ impl Heartbeats {
         let entry = e.entry(instance_arn.to_string()).or_default();
         entry.open_polls += 1;
         entry.last_seen = Some(Instant::now());
+        entry.last_poll_start = entry.last_seen;
         PollGuard {
             hb: self,
             arn: instance_arn.to_string(),
@@ -49,15 +83,7 @@ impl Heartbeats {
 
     pub fn connected(&self, instance_arn: &str) -> bool {
         let e = self.entries.lock();
-        match e.get(instance_arn) {
-            None => false,
-            Some(entry) => {
-                entry.open_polls > 0
-                    || entry
-                        .last_seen
-                        .is_some_and(|t| t.elapsed() < self.disconnect_after)
-            }
-        }
+        e.get(instance_arn).is_some_and(|entry| self.live(entry))
     }
 }
 

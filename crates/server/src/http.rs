@@ -5,7 +5,7 @@
 
 use crate::config::ServerConfig;
 use crate::error::ApiError;
-use crate::heartbeat::{Heartbeats, DEFAULT_DISCONNECT_AFTER};
+use crate::heartbeat::Heartbeats;
 use crate::identity::{self, KeyCache, StoreLookup};
 use crate::state::{AppState, Caller, Cx};
 use crate::{admin, agent_api, ecs, logs};
@@ -91,12 +91,13 @@ impl Server {
                 .as_bytes(),
         )
         .map_err(|e| ServerError::Bootstrap(format!("cannot write server.json: {e}")))?;
+        let heartbeats = Heartbeats::new(config.agent_disconnect_after);
         let state = Arc::new(AppState {
             store,
             verifier: Verifier::new(Duration::from_secs(15 * 60)),
             config,
             keys: KeyCache::default(),
-            heartbeats: Heartbeats::new(DEFAULT_DISCONNECT_AFTER),
+            heartbeats,
             endpoint: format!("http://{local_addr}"),
         });
         Ok(Server {
@@ -123,11 +124,13 @@ impl Server {
             self.state.store.clone(),
             logs::SWEEP_INTERVAL,
         ));
+        let controller = tokio::spawn(crate::controller::run(self.state.clone()));
         let result = axum::serve(listener, router(self.state))
             .with_graceful_shutdown(shutdown)
             .await
             .map_err(ServerError::Serve);
         sweeper.abort();
+        controller.abort();
         result
     }
 }
@@ -218,6 +221,7 @@ async fn process(
         state: state.clone(),
         caller: Arc::new(caller.0),
         now: Timestamp::now(),
+        internal: false,
     };
     let service = caller.1;
     if prefix == stevedore_api::ecs::TARGET_PREFIX {

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod agent_api;
 pub mod config;
+pub mod controller;
 pub mod db;
 pub mod ecs;
 pub mod error;

@@ -34,6 +34,9 @@ pub struct Cx {
     pub state: Arc<AppState>,
     pub caller: Arc<Caller>,
     pub now: Timestamp,
+    /// A call made by a controller on behalf of a resource (a service
+    /// starting its tasks), not by a client.
+    pub internal: bool,
 }
 
 impl Cx {

@@ -7,15 +7,19 @@ mod attributes;
 mod clusters;
 mod instances;
 mod placement;
+pub mod services;
 mod tags;
 mod task_definitions;
 mod tasks;
 
 /// What the agent protocol needs from the ECS handlers.
 pub(crate) mod internal {
+    pub(crate) use super::instances::all_instances;
     pub(crate) use super::instances::{load_instance as load_instance_record, InstanceRecord};
     pub(crate) use super::task_definitions::resolve as resolve_task_definition;
-    pub(crate) use super::tasks::{task_id, tasks_in_cluster};
+    pub(crate) use super::tasks::{
+        fits_constraints, launch, prepare, task_id, tasks_in_cluster, Launch,
+    };
 }
 
 use crate::error::{ApiError, ApiResult};
@@ -76,6 +80,17 @@ pub const IMPLEMENTED: &[Operation] = &[
     Operation::DeleteAttributes,
     Operation::ListAttributes,
     Operation::UpdateContainerInstancesState,
+    Operation::CreateService,
+    Operation::UpdateService,
+    Operation::DeleteService,
+    Operation::DescribeServices,
+    Operation::ListServices,
+    Operation::ListServiceDeployments,
+    Operation::DescribeServiceDeployments,
+    Operation::DescribeServiceRevisions,
+    Operation::StopServiceDeployment,
+    Operation::UpdateTaskProtection,
+    Operation::GetTaskProtection,
 ];
 
 pub async fn dispatch(cx: Cx, op: Operation, body: &[u8]) -> ApiResult<Vec<u8>> {
@@ -119,6 +134,27 @@ pub async fn dispatch(cx: Cx, op: Operation, body: &[u8]) -> ApiResult<Vec<u8>> 
         O::UpdateContainerInstancesState => {
             call(cx, body, attributes::update_container_instances_state).await
         }
+        O::CreateService => call(cx, body, services::api::create_service).await,
+        O::UpdateService => call(cx, body, services::api::update_service).await,
+        O::DeleteService => call(cx, body, services::api::delete_service).await,
+        O::DescribeServices => call(cx, body, services::api::describe_services).await,
+        O::ListServices => call(cx, body, services::api::list_services).await,
+        O::ListServiceDeployments => {
+            call(cx, body, services::deployments::list_service_deployments).await
+        }
+        O::DescribeServiceDeployments => {
+            call(cx, body, services::deployments::describe_service_deployments).await
+        }
+        O::DescribeServiceRevisions => {
+            call(cx, body, services::deployments::describe_service_revisions).await
+        }
+        O::StopServiceDeployment => {
+            call(cx, body, services::deployments::stop_service_deployment).await
+        }
+        O::UpdateTaskProtection => {
+            call(cx, body, services::protection::update_task_protection).await
+        }
+        O::GetTaskProtection => call(cx, body, services::protection::get_task_protection).await,
         other => Err(ApiError::unsupported(format!(
             "{} is not available in this version of Stevedore yet. See the compatibility table in the README.",
             other.name()

@@ -201,6 +201,30 @@ pub fn plan(
     }
 }
 
+/// Whether `d` could be placed on `rec` if it were the only instance and
+/// its agent were connected (constraints and attributes only when `d`
+/// asks for no resources).
+pub fn fits_alone(cx: &Cx, rec: &InstanceRecord, d: &Demand) -> bool {
+    let mut snap = snapshot_instance(cx, rec, &[]);
+    snap.agent_connected = true;
+    let req = sched::TaskRequest {
+        cpu: d.cpu,
+        memory: d.memory,
+        ports_tcp: d.ports_tcp.iter().copied().collect(),
+        ports_udp: d.ports_udp.iter().copied().collect(),
+        group: d.group.clone(),
+        required_attributes: d.required_attributes.clone(),
+        count: 1,
+        strategies: sched::default_strategies(),
+        constraints: d.constraints.clone(),
+        seed: 0,
+    };
+    sched::plan(&sched::ClusterSnapshot::new(vec![snap]), &req)
+        .placements
+        .len()
+        == 1
+}
+
 /// For ListContainerInstances `filter`.
 pub fn parse_filter(expr: &str) -> ApiResult<sched::Expr> {
     sched::parse_expression(expr)

@@ -1,7 +1,8 @@
 //! TagResource, UntagResource, ListTagsForResource for the resource types
-//! this build has: clusters and task definitions.
+//! this build has: clusters, task definitions and services.
 
 use super::clusters::is_active;
+use super::services::record::ServiceRecord;
 use super::task_definitions::TaskDefRecord;
 use crate::db;
 use crate::error::{ApiError, ApiResult};
@@ -13,6 +14,7 @@ use stevedore_model::{keys, tags as tag_rules};
 enum Target {
     Cluster(String),
     TaskDefinition(String),
+    Service(String),
 }
 
 fn target(cx: &Cx, arn: &str) -> ApiResult<Target> {
@@ -40,8 +42,16 @@ fn target(cx: &Cx, arn: &str) -> ApiResult<Target> {
                 })?;
             Ok(Target::TaskDefinition(keys::task_definition(cx.scope(), &family, rev)))
         }
+        "service" => match parsed.resource.split_once('/') {
+            Some((cluster, name)) if !cluster.is_empty() && !name.is_empty() && !name.contains('/') => {
+                Ok(Target::Service(keys::service(cx.scope(), cluster, name)))
+            }
+            _ => Err(ApiError::invalid(format!(
+                "Invalid resourceArn '{arn}': a service ARN must be arn:aws:ecs:REGION:ACCOUNT:service/CLUSTER/NAME."
+            ))),
+        },
         other => Err(ApiError::invalid(format!(
-            "Tagging '{other}' resources is not supported yet; clusters and task definitions can be tagged."
+            "Tagging '{other}' resources is not supported yet; clusters, task definitions and services can be tagged."
         ))),
     }
 }
@@ -76,6 +86,20 @@ where
                 let v = db::get::<TaskDefRecord>(cx.store(), key)?.ok_or_else(|| missing(arn))?;
                 let mut r = v.value;
                 r.tags = f(&r.tags)?;
+                db::commit(
+                    cx.store(),
+                    vec![db::unchanged(key, v.mod_revision)],
+                    vec![db::put(key, &r)],
+                )
+                .await?
+            }
+            Target::Service(key) => {
+                let v = db::get::<ServiceRecord>(cx.store(), key)?.ok_or_else(|| missing(arn))?;
+                if v.value.service.status.as_deref() == Some("INACTIVE") {
+                    return Err(missing(arn));
+                }
+                let mut r = v.value;
+                r.service.tags = Some(f(r.service.tags.as_deref().unwrap_or_default())?);
                 db::commit(
                     cx.store(),
                     vec![db::unchanged(key, v.mod_revision)],
@@ -122,6 +146,12 @@ pub async fn list_tags_for_resource(
                 .value
                 .tags
         }
+        Target::Service(key) => db::get::<ServiceRecord>(cx.store(), &key)?
+            .ok_or_else(|| missing(&arn))?
+            .value
+            .service
+            .tags
+            .unwrap_or_default(),
     };
     Ok(ListTagsForResourceResponse { tags: Some(tags) })
 }

@@ -72,11 +72,11 @@ struct TokenRecord {
 }
 
 /// A validated launch request, shared by RunTask and StartTask.
-struct Launch {
-    cluster: Cluster,
-    td: TaskDefinition,
-    launch_type: LaunchType,
-    capacity_provider: Option<String>,
+pub(crate) struct Launch {
+    pub(crate) cluster: Cluster,
+    pub(crate) td: TaskDefinition,
+    pub(crate) launch_type: LaunchType,
+    pub(crate) capacity_provider: Option<String>,
     overrides: TaskOverride,
     group: String,
     started_by: Option<String>,
@@ -246,7 +246,7 @@ fn pick_provider(s: &[CapacityProviderStrategyItem]) -> Option<&str> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn prepare(
+pub(crate) fn prepare(
     cx: &Cx,
     cluster_ref: Option<&str>,
     task_definition: &str,
@@ -280,7 +280,9 @@ fn prepare(
         definition: td,
         tags: td_tags,
     } = td_rec.value;
-    if td.status != Some(TaskDefinitionStatus::Active) {
+    // A service keeps running a revision deregistered after it started,
+    // as ECS does; new RunTask/StartTask calls need an ACTIVE one.
+    if td.status != Some(TaskDefinitionStatus::Active) && !cx.internal {
         return Err(ApiError::client(format!(
             "TaskDefinition {} is inactive and cannot be used to start tasks.",
             td.task_definition_arn.as_deref().unwrap_or(task_definition)
@@ -470,6 +472,17 @@ fn demand(l: &Launch) -> Demand {
     }
 }
 
+/// DAEMON eligibility: the instance satisfies the launch's constraints and
+/// required attributes, resources and agent connectivity aside.
+pub(crate) fn fits_constraints(cx: &Cx, l: &Launch, inst: &InstanceRecord) -> bool {
+    let mut d = demand(l);
+    d.cpu = 0;
+    d.memory = 0;
+    d.ports_tcp.clear();
+    d.ports_udp.clear();
+    placement::fits_alone(cx, inst, &d)
+}
+
 /// Builds a new task record in PROVISIONING/PENDING on `instance_arn`.
 fn new_task(cx: &Cx, l: &Launch, instance_arn: &str, d: &Demand) -> Task {
     let scope = cx.scope();
@@ -574,7 +587,7 @@ fn view(task: &Task, with_tags: bool) -> Task {
 
 /// Places `count` tasks and commits them with compare-and-set on every
 /// instance used. `only` restricts candidates (StartTask).
-async fn launch(
+pub(crate) async fn launch(
     cx: &Cx,
     l: &Launch,
     count: usize,
@@ -853,12 +866,14 @@ pub async fn list_tasks(cx: Cx, req: ListTasksRequest) -> ApiResult<ListTasksRes
             "daemonName: daemons are not supported.",
         ));
     }
-    if let Some(s) = &req.service_name {
-        return Err(ApiError::new(
-            "ServiceNotFoundException",
-            format!("Service {s} not found: services are not supported yet."),
-        ));
-    }
+    let service_group = match &req.service_name {
+        None => None,
+        Some(s) => {
+            let (_, v) = super::services::load_service(cx.store(), cx.scope(), &cluster_name, s)?
+                .ok_or_else(ApiError::service_not_found)?;
+            Some(super::services::record::service_group(v.value.name()))
+        }
+    };
     let instance_arn = match req.container_instance.as_deref() {
         None => None,
         Some(g) => Some(
@@ -894,6 +909,9 @@ pub async fn list_tasks(cx: Cx, req: ListTasksRequest) -> ApiResult<ListTasksRes
             });
             Ok(desired_ok
                 && family_ok
+                && service_group
+                    .as_deref()
+                    .is_none_or(|g| t.group.as_deref() == Some(g))
                 && instance_arn
                     .as_deref()
                     .is_none_or(|i| t.container_instance_arn.as_deref() == Some(i))

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use stevedore_api::ecs::{Service, Task};
 use stevedore_controllers::state::ServiceState;
+use stevedore_model::arn::{Arn, Scope};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -55,4 +56,58 @@ pub fn counts<'a>(tasks: impl Iterator<Item = &'a Task>) -> (i32, i32) {
         }
     }
     (running, pending)
+}
+
+pub fn service_arn(scope: &Scope, cluster: &str, name: &str) -> String {
+    scope.arn("service", &format!("{cluster}/{name}"))
+}
+
+/// The digits of a deployment id (`ecs-svc/DIGITS`).
+pub fn id_digits(id: &str) -> &str {
+    id.strip_prefix("ecs-svc/").unwrap_or(id)
+}
+
+pub fn deployment_arn(scope: &Scope, cluster: &str, name: &str, id: &str) -> String {
+    scope.arn(
+        "service-deployment",
+        &format!("{cluster}/{name}/{}", id_digits(id)),
+    )
+}
+
+/// One deployment is one service revision; the revision shares its digits.
+pub fn revision_arn(scope: &Scope, cluster: &str, name: &str, id: &str) -> String {
+    scope.arn(
+        "service-revision",
+        &format!("{cluster}/{name}/{}", id_digits(id)),
+    )
+}
+
+/// Splits a `service-deployment` or `service-revision` ARN (`kind`) in
+/// `scope` into (cluster, service name, deployment id).
+pub fn parse_revision_arn(
+    scope: &Scope,
+    kind: &str,
+    arn: &str,
+) -> Option<(String, String, String)> {
+    let parsed = Arn::parse(arn)?;
+    if parsed.resource_type != kind || !parsed.in_scope(scope) {
+        return None;
+    }
+    let mut parts = parsed.resource.split('/');
+    let cluster = parts.next()?;
+    let name = parts.next()?;
+    let digits = parts.next()?;
+    if parts.next().is_some()
+        || cluster.is_empty()
+        || name.is_empty()
+        || digits.is_empty()
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    Some((
+        cluster.to_string(),
+        name.to_string(),
+        format!("ecs-svc/{digits}"),
+    ))
 }

@@ -1,0 +1,486 @@
+//! The service controller's edge: reads each service's records, asks the
+//! pure reconciler (`stevedore_controllers::service::reconcile`) what to
+//! do, and does it. Runs in the server process; wakes on any ECS change,
+//! at the reconciler's `wake_at`, and at least every second (lost-host
+//! detection is a matter of time passing).
+//!
+//! Order of effects per service: stops, then starts, then the service
+//! record (CAS). A crash between them is harmless: the next pass derives
+//! everything again from task records, and launches are counted from
+//! tasks, never from the service record, so nothing is started twice.
+
+use crate::db::{self, Versioned};
+use crate::ecs::services::record::{belongs_to, service_group, ServiceRecord};
+use crate::ecs::services::RevisionConfig;
+use crate::error::ApiResult;
+use crate::state::{AppState, Caller, Cx};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+use stevedore_api::ecs::*;
+use stevedore_api::Timestamp;
+use stevedore_controllers::service::{
+    reconcile, Decision, Health, Input, InstanceState, InstanceView, ServiceSpec, TaskView,
+};
+use stevedore_model::arn::Scope;
+use stevedore_model::keys;
+
+const TICK: Duration = Duration::from_secs(1);
+/// Coalesces a burst of changes (an agent report touching many tasks) into
+/// one pass.
+const DEBOUNCE: Duration = Duration::from_millis(50);
+
+pub async fn run(state: Arc<AppState>) {
+    loop {
+        let from = state.store.current_revision();
+        let wake_at = match pass(&state).await {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(error = %e.message, "service controller pass failed; retrying");
+                None
+            }
+        };
+        let now = Timestamp::now().as_millis();
+        let mut wait = TICK;
+        if let Some(w) = wake_at {
+            wait = wait.min(Duration::from_millis((w - now).max(0) as u64));
+        }
+        // Anything changed since the pass began wakes us at once.
+        match state.store.watch("/ecs/", from) {
+            Ok(mut watch) => {
+                let _ = tokio::time::timeout(wait, watch.recv()).await;
+            }
+            Err(_) => tokio::time::sleep(wait).await,
+        }
+        tokio::time::sleep(DEBOUNCE).await;
+    }
+}
+
+fn internal_cx(state: &Arc<AppState>, scope: &Scope) -> Cx {
+    Cx {
+        state: state.clone(),
+        caller: Arc::new(Caller {
+            scope: scope.clone(),
+            principal_arn: format!(
+                "arn:aws:iam::{}:role/aws-service-role/ecs.amazonaws.com/AWSServiceRoleForECS",
+                scope.account
+            ),
+            access_key_id: String::new(),
+            admin: false,
+        }),
+        now: Timestamp::now(),
+        internal: true,
+    }
+}
+
+/// One pass over every service that needs a controller. Returns the
+/// earliest time any of them asked to be looked at again.
+async fn pass(state: &Arc<AppState>) -> ApiResult<Option<i64>> {
+    let index = state
+        .store
+        .range(&stevedore_store::RangeRequest::prefix(
+            keys::controller_services_prefix(),
+        ))
+        .map_err(crate::error::ApiError::from)?;
+    let mut wake: Option<i64> = None;
+    for kv in index.kvs {
+        let Some((scope, cluster, name)) = keys::parse_controller_service(&kv.key) else {
+            continue;
+        };
+        let cx = internal_cx(state, &scope);
+        match reconcile_service(&cx, &cluster, &name, &kv.key).await {
+            Ok(Some(w)) => wake = Some(wake.map_or(w, |x| x.min(w))),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(service = %name, cluster = %cluster, error = %e.message, "service reconcile failed");
+            }
+        }
+    }
+    Ok(wake)
+}
+
+fn health(h: Option<&HealthStatus>) -> Health {
+    match h {
+        Some(HealthStatus::Healthy) => Health::Healthy,
+        Some(HealthStatus::Unhealthy) => Health::Unhealthy,
+        _ => Health::Unknown,
+    }
+}
+
+/// Whether any essential container of the definition has a health check.
+fn has_health_check(cx: &Cx, cache: &mut HashMap<String, bool>, td_arn: &str) -> bool {
+    if let Some(v) = cache.get(td_arn) {
+        return *v;
+    }
+    let v = crate::ecs::internal::resolve_task_definition(cx.store(), cx.scope(), td_arn)
+        .ok()
+        .flatten()
+        .is_some_and(|(_, td)| {
+            td.value
+                .definition
+                .container_definitions
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.essential != Some(false) && c.health_check.is_some())
+        });
+    cache.insert(td_arn.to_string(), v);
+    v
+}
+
+fn task_view(
+    cx: &Cx,
+    t: &Task,
+    protections: &BTreeMap<String, ProtectedTask>,
+    checks: &mut HashMap<String, bool>,
+) -> TaskView {
+    let id = crate::ecs::internal::task_id(t).to_string();
+    let now = cx.now.as_millis();
+    let protected = protections.get(&id).is_some_and(|p| {
+        p.protection_enabled == Some(true) && p.expiration_date.is_none_or(|e| e.as_millis() > now)
+    });
+    TaskView {
+        arn: t.task_arn.clone().unwrap_or_default(),
+        deployment: t.started_by.clone().unwrap_or_default(),
+        instance: t.container_instance_arn.clone().unwrap_or_default(),
+        last_status: t.last_status.clone().unwrap_or_default(),
+        desired_running: t.desired_status.as_deref() == Some("RUNNING"),
+        started_at: t.started_at.map(|s| s.as_millis()),
+        stopped_at: t.stopped_at.map(|s| s.as_millis()),
+        created_at: t.created_at.map(|s| s.as_millis()).unwrap_or(0),
+        health: health(t.health_status.as_ref()),
+        has_health_check: has_health_check(
+            cx,
+            checks,
+            t.task_definition_arn.as_deref().unwrap_or_default(),
+        ),
+        stop_code: t.stop_code.as_ref().map(|c| c.as_str().to_string()),
+        protected,
+        id,
+    }
+}
+
+async fn reconcile_service(
+    cx: &Cx,
+    cluster: &str,
+    name: &str,
+    index_key: &str,
+) -> ApiResult<Option<i64>> {
+    let scope = cx.scope().clone();
+    let key = keys::service(&scope, cluster, name);
+    let Some(rec) = db::get::<ServiceRecord>(cx.store(), &key)? else {
+        db::commit(
+            cx.store(),
+            vec![],
+            vec![stevedore_store::Op::Delete {
+                key: index_key.to_string(),
+            }],
+        )
+        .await?;
+        return Ok(None);
+    };
+    if rec.value.service.status.as_deref() == Some("INACTIVE") {
+        db::commit(
+            cx.store(),
+            vec![],
+            vec![stevedore_store::Op::Delete {
+                key: index_key.to_string(),
+            }],
+        )
+        .await?;
+        return Ok(None);
+    }
+    let svc = &rec.value.service;
+    let all_tasks = crate::ecs::internal::tasks_in_cluster(cx.store(), &scope, cluster)?;
+    let protections: BTreeMap<String, ProtectedTask> = db::all_versioned::<ProtectedTask>(
+        cx.store(),
+        &keys::cluster_children_prefix(&scope, cluster, keys::KIND_PROTECTION),
+    )?
+    .into_iter()
+    .filter_map(|v| {
+        let arn = v.value.task_arn.clone()?;
+        Some((arn.rsplit('/').next()?.to_string(), v.value))
+    })
+    .collect();
+    let mut checks = HashMap::new();
+    let tasks: Vec<TaskView> = all_tasks
+        .iter()
+        .filter(|t| belongs_to(&t.value, name))
+        .map(|t| task_view(cx, &t.value, &protections, &mut checks))
+        .collect();
+    let instances = crate::ecs::internal::all_instances(cx.store(), &scope, cluster)?;
+    let daemon = svc.scheduling_strategy == Some(SchedulingStrategy::Daemon);
+    let config = &cx.state.config;
+    let lost_after = config.lost_instance_grace;
+    // DAEMON eligibility is judged against the primary deployment's launch.
+    let daemon_launch = if daemon {
+        rec.value
+            .controller
+            .primary()
+            .and_then(|p| prepare_launch(cx, cluster, svc, p).ok())
+    } else {
+        None
+    };
+    let mut views = Vec::new();
+    for i in &instances {
+        let arn = i
+            .value
+            .instance
+            .container_instance_arn
+            .clone()
+            .unwrap_or_default();
+        let state = match i.value.instance.status.as_deref() {
+            Some("ACTIVE") => InstanceState::Active,
+            Some("DRAINING") => InstanceState::Draining,
+            _ => InstanceState::Gone,
+        };
+        // Silent for the disconnect time plus the grace.
+        let lost = cx
+            .state
+            .heartbeats
+            .silent_for(&arn)
+            .is_some_and(|d| d >= config.agent_disconnect_after + lost_after);
+        let eligible = match &daemon_launch {
+            Some(l) if state == InstanceState::Active => {
+                crate::ecs::internal::fits_constraints(cx, l, &i.value)
+            }
+            _ => true,
+        };
+        views.push(InstanceView {
+            arn,
+            state,
+            lost,
+            eligible,
+        });
+    }
+    let dc = svc.deployment_configuration.clone().unwrap_or_default();
+    let spec = ServiceSpec {
+        name: name.to_string(),
+        daemon,
+        desired_count: svc.desired_count.unwrap_or(0).max(0) as u32,
+        minimum_healthy_percent: dc
+            .minimum_healthy_percent
+            .unwrap_or(if daemon { 0 } else { 100 })
+            .max(0) as u32,
+        maximum_percent: dc
+            .maximum_percent
+            .unwrap_or(if daemon { 100 } else { 200 })
+            .max(0) as u32,
+        grace_period_ms: svc.health_check_grace_period_seconds.unwrap_or(0).max(0) as i64 * 1000,
+        draining: svc.status.as_deref() == Some("DRAINING"),
+    };
+    let now = cx.now.as_millis();
+    let mut decision = reconcile(&Input {
+        now,
+        spec: &spec,
+        state: &rec.value.controller,
+        tasks: &tasks,
+        instances: &views,
+        healthy_after_ms: config.task_healthy_after.as_millis() as i64,
+    });
+    apply_stops(cx, cluster, &decision).await?;
+    apply_starts(cx, cluster, &rec.value, &mut decision).await?;
+    write_record(cx, &key, index_key, rec, &decision).await?;
+    Ok(decision.wake_at)
+}
+
+async fn apply_stops(cx: &Cx, cluster: &str, d: &Decision) -> ApiResult<()> {
+    for s in &d.stops {
+        let key = keys::task(cx.scope(), cluster, &s.task_id);
+        for _ in 0..db::MAX_CAS_RETRIES {
+            let Some(v) = db::get::<Task>(cx.store(), &key)? else {
+                break;
+            };
+            let mut t = v.value;
+            if t.desired_status.as_deref() == Some("STOPPED") {
+                break;
+            }
+            t.desired_status = Some("STOPPED".into());
+            t.stopped_reason = Some(s.reason.clone());
+            t.stop_code = Some(TaskStopCode::ServiceSchedulerInitiated);
+            t.stopping_at = Some(cx.now);
+            t.version = Some(t.version.unwrap_or(0) + 1);
+            if db::commit(
+                cx.store(),
+                vec![db::unchanged(&key, v.mod_revision)],
+                vec![db::put(&key, &t)],
+            )
+            .await?
+            {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// ECS's wording for the closest instance that could not take the task.
+fn placement_message(service: &str, failures: &[Failure]) -> String {
+    let base = format!(
+        "(service {service}) was unable to place a task because no container instance met all of its requirements."
+    );
+    let Some(f) = failures.first() else {
+        return base;
+    };
+    let id = f
+        .arn
+        .as_deref()
+        .and_then(|a| a.rsplit('/').next())
+        .unwrap_or_default();
+    let reason = f.reason.as_deref().unwrap_or_default();
+    let why = match reason {
+        "RESOURCE:CPU" => "has insufficient CPU units available.".to_string(),
+        "RESOURCE:MEMORY" => "has insufficient memory available.".to_string(),
+        "RESOURCE:PORTS" | "RESOURCE:PORTS_UDP" => {
+            "is already using a port required by your task.".to_string()
+        }
+        "AGENT" => "encountered error \"AGENT\".".to_string(),
+        other => format!("encountered error \"{other}\"."),
+    };
+    if id.is_empty() {
+        format!("{base} Reason: {reason}")
+    } else {
+        format!("{base} The closest matching container-instance {id} {why}")
+    }
+}
+
+fn is_constraint_failure(f: &Failure) -> bool {
+    let r = f.reason.as_deref().unwrap_or_default();
+    r.contains("constraint") || r.starts_with("ATTRIBUTE")
+}
+
+/// Builds the launch for a deployment: the service's placement and tags,
+/// the deployment's task definition and revision settings.
+fn prepare_launch(
+    cx: &Cx,
+    cluster: &str,
+    svc: &Service,
+    deployment: &stevedore_controllers::state::DeploymentState,
+) -> ApiResult<crate::ecs::internal::Launch> {
+    let rc = RevisionConfig::of(deployment);
+    let name = svc.service_name.clone().unwrap_or_default();
+    let mut tags = Vec::new();
+    let mut propagate = svc.propagate_tags.clone();
+    if propagate == Some(PropagateTags::Service) {
+        tags = svc.tags.clone().unwrap_or_default();
+        propagate = None;
+    }
+    crate::ecs::internal::prepare(
+        cx,
+        Some(cluster),
+        &deployment.task_definition,
+        rc.launch_type.as_ref(),
+        rc.capacity_provider_strategy.as_deref(),
+        None,
+        Some(&service_group(&name)),
+        Some(&deployment.id),
+        &tags,
+        svc.enable_ecs_managed_tags == Some(true),
+        propagate.as_ref(),
+        rc.network_configuration.as_ref(),
+        None,
+        false,
+        (
+            svc.placement_strategy.as_deref().unwrap_or_default(),
+            svc.placement_constraints.as_deref().unwrap_or_default(),
+        ),
+    )
+}
+
+async fn apply_starts(
+    cx: &Cx,
+    cluster: &str,
+    rec: &ServiceRecord,
+    d: &mut Decision,
+) -> ApiResult<()> {
+    let name = rec.name().to_string();
+    let now = cx.now.as_millis();
+    let svc = &rec.service;
+    let mut started: Vec<String> = Vec::new();
+    let mut failures: Vec<Failure> = Vec::new();
+    let mut errors: Vec<String> = Vec::new();
+    for s in d.starts.clone() {
+        let Some(dep) = d.state.deployment(&s.deployment).cloned() else {
+            continue;
+        };
+        let launch = match prepare_launch(cx, cluster, svc, &dep) {
+            Ok(l) => l,
+            Err(e) => {
+                errors.push(e.message.clone());
+                continue;
+            }
+        };
+        let only = s.instance.clone().map(|i| vec![i]);
+        match crate::ecs::internal::launch(cx, &launch, s.count as usize, only.as_deref(), None)
+            .await
+        {
+            Ok((tasks, fails)) => {
+                started.extend(
+                    tasks
+                        .iter()
+                        .map(|t| crate::ecs::internal::task_id(t).to_string()),
+                );
+                failures.extend(fails.into_iter().filter(|f| !is_constraint_failure(f)));
+            }
+            Err(e) => errors.push(e.message.clone()),
+        }
+    }
+    if !started.is_empty() {
+        let list: Vec<String> = started.iter().map(|i| format!("(task {i})")).collect();
+        d.state.push_event(
+            now,
+            format!(
+                "(service {name}) has started {} tasks: {}.",
+                started.len(),
+                list.join(" ")
+            ),
+        );
+        d.state.steady = false;
+    }
+    if !failures.is_empty() {
+        d.state.push_event(now, placement_message(&name, &failures));
+    }
+    for e in errors {
+        let msg = if e.contains("No Container Instances") {
+            format!(
+                "(service {name}) was unable to place a task because no container instance met all of its requirements. Reason: {e}"
+            )
+        } else {
+            format!("(service {name}) was unable to place a task. Reason: {e}")
+        };
+        d.state.push_event(now, msg);
+    }
+    Ok(())
+}
+
+async fn write_record(
+    cx: &Cx,
+    key: &str,
+    index_key: &str,
+    rec: Versioned<ServiceRecord>,
+    d: &Decision,
+) -> ApiResult<()> {
+    let mut next = rec.value.clone();
+    next.controller = d.state.clone();
+    if let Some(td) = &d.task_definition {
+        next.service.task_definition = Some(td.clone());
+    }
+    if let Some(n) = d.desired_count {
+        next.service.desired_count = Some(n as i32);
+    }
+    let mut ops = Vec::new();
+    if d.inactive {
+        next.service.status = Some("INACTIVE".into());
+        next.service.desired_count = Some(0);
+        ops.push(stevedore_store::Op::Delete {
+            key: index_key.to_string(),
+        });
+    }
+    if db::encode(&next) == db::encode(&rec.value) {
+        return Ok(());
+    }
+    ops.push(db::put(key, &next));
+    // A lost race (UpdateService meanwhile) is fine: the next pass redoes it.
+    db::commit(cx.store(), vec![db::unchanged(key, rec.mod_revision)], ops).await?;
+    Ok(())
+}
