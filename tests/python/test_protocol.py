@@ -74,8 +74,8 @@ def test_non_object_body_is_serialization_exception(server, admin_keys):
 
 # Operations that later issues implement. When one of them lands, move it out of this list.
 LATER_OPERATIONS = {
-    "CreateService": {"serviceName": "web", "taskDefinition": "web:1", "desiredCount": 1},
-    "UpdateService": {"service": "web"},
+    "ExecuteCommand": {"task": "t", "command": "sh", "interactive": True},
+    "CreateTaskSet": {"service": "web", "cluster": "default", "taskDefinition": "web:1"},
     "CreateCapacityProvider": {"name": "cp", "autoScalingGroupProvider": {"autoScalingGroupArn": "arn:x"}},
 }
 
@@ -87,7 +87,7 @@ def test_later_operations_are_unsupported_not_faked(server, admin_keys, operatio
 
 
 def test_unsupported_operation_through_boto3(ecs):
-    expect_error(ecs.list_services, "UnsupportedFeatureException")
+    expect_error(ecs.describe_capacity_providers, "UnsupportedFeatureException")
 
 
 def test_timestamps_are_json_numbers(server, admin_keys):
