@@ -460,3 +460,127 @@ pub(crate) fn new_deployment(
         stop_requested: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revision_arns_round_trip() {
+        let s = Scope::new("000000000000", "us-east-1");
+        let id = "ecs-svc/0001700000000000001";
+        let d = record::deployment_arn(&s, "c", "web", id);
+        assert_eq!(
+            d,
+            "arn:aws:ecs:us-east-1:000000000000:service-deployment/c/web/0001700000000000001"
+        );
+        assert_eq!(
+            record::parse_revision_arn(&s, "service-deployment", &d),
+            Some(("c".into(), "web".into(), id.into()))
+        );
+        let r = record::revision_arn(&s, "c", "web", id);
+        assert!(record::parse_revision_arn(&s, "service-deployment", &r).is_none());
+        assert!(record::parse_revision_arn(&s, "service-revision", &r).is_some());
+        let other = Scope::new("111111111111", "us-east-1");
+        assert!(record::parse_revision_arn(&other, "service-revision", &r).is_none());
+        assert!(record::parse_revision_arn(
+            &s,
+            "service-revision",
+            "arn:aws:ecs:us-east-1:000000000000:service-revision/c/web/x1"
+        )
+        .is_none());
+    }
+
+    #[test]
+    fn service_references() {
+        let s = Scope::new("000000000000", "us-east-1");
+        let arn = record::service_arn(&s, "c", "web");
+        assert_eq!(service_name_of(&s, "c", &arn).as_deref(), Some("web"));
+        assert_eq!(service_name_of(&s, "c", "web").as_deref(), Some("web"));
+        assert_eq!(service_name_of(&s, "other", &arn), None);
+        assert_eq!(cluster_name_for(&s, None, Some(&arn)).unwrap(), "c");
+        assert_eq!(cluster_name_for(&s, Some("x"), Some(&arn)).unwrap(), "x");
+        assert_eq!(cluster_name_for(&s, None, Some("web")).unwrap(), "default");
+    }
+
+    #[test]
+    fn deployment_configuration_defaults_and_limits() {
+        let c = merge_deployment_configuration(None, None, true).unwrap();
+        assert_eq!(
+            (c.maximum_percent, c.minimum_healthy_percent),
+            (Some(200), Some(100))
+        );
+        let c = merge_deployment_configuration(None, None, false).unwrap();
+        assert_eq!(
+            (c.maximum_percent, c.minimum_healthy_percent),
+            (Some(100), Some(0))
+        );
+        let bad = |g: DeploymentConfiguration, replica| {
+            merge_deployment_configuration(None, Some(&g), replica).unwrap_err()
+        };
+        let e = bad(
+            DeploymentConfiguration {
+                minimum_healthy_percent: Some(101),
+                ..Default::default()
+            },
+            true,
+        );
+        assert_eq!(e.code, "InvalidParameterException");
+        let e = bad(
+            DeploymentConfiguration {
+                maximum_percent: Some(200),
+                ..Default::default()
+            },
+            false,
+        );
+        assert!(e.message.contains("DAEMON"));
+        let e = bad(
+            DeploymentConfiguration {
+                strategy: Some(DeploymentStrategy::BlueGreen),
+                ..Default::default()
+            },
+            true,
+        );
+        assert_eq!(e.code, "UnsupportedFeatureException");
+        // An update keeps what it does not name.
+        let first = merge_deployment_configuration(
+            None,
+            Some(&DeploymentConfiguration {
+                maximum_percent: Some(150),
+                deployment_circuit_breaker: Some(DeploymentCircuitBreaker {
+                    enable: Some(true),
+                    rollback: Some(true),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            true,
+        )
+        .unwrap();
+        let next = merge_deployment_configuration(
+            Some(&first),
+            Some(&DeploymentConfiguration {
+                minimum_healthy_percent: Some(50),
+                ..Default::default()
+            }),
+            true,
+        )
+        .unwrap();
+        assert_eq!(next.maximum_percent, Some(150));
+        assert_eq!(next.minimum_healthy_percent, Some(50));
+        assert_eq!(
+            breaker_of(&next),
+            Some(stevedore_controllers::state::Breaker {
+                enable: true,
+                rollback: true
+            })
+        );
+    }
+
+    #[test]
+    fn breaker_threshold_is_clamped() {
+        assert_eq!(breaker_threshold(0), 10);
+        assert_eq!(breaker_threshold(25), 13);
+        assert_eq!(breaker_threshold(1000), 200);
+    }
+}
