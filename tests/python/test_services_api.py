@@ -450,3 +450,69 @@ def test_aws_cli_describe_services(server, ecs, cluster, td, tmp_path):
     assert s["serviceArn"] == svc["serviceArn"]
     assert s["deployments"][0]["status"] == "PRIMARY"
     assert isinstance(s["createdAt"], (int, float, str))  # the CLI parsed the timestamp
+
+
+# ---------------------------------------------------------------- with one real agent
+
+
+@pytest.fixture(scope="module")
+def agent_cluster(tmp_path_factory):
+    """A server with one agent (real Docker): service tasks to protect, a
+    standalone task to refuse, a deployment that completes."""
+    from services_harness import Cluster, start_server
+    from tasks_harness import ensure_test_images
+
+    ensure_test_images()
+    base = tmp_path_factory.mktemp("svcapi")
+    srv = start_server(base / "srv", "services-api-server")
+    c = Cluster(srv, base, uniq("svcapi"))
+    c.ecs.create_cluster(clusterName=c.name)
+    c.add_agent()
+    yield c
+    c.cleanup()
+    srv.stop()
+
+
+@pytest.mark.timeout(180)
+def test_protection_and_rollback_with_an_agent(agent_cluster):
+    c = agent_cluster
+    ecs = c.ecs
+    name = uniq("prot")
+    td1 = c.register(uniq("p1"))
+    td2 = c.register(uniq("p2"), version="2")
+    ecs.create_service(cluster=c.name, serviceName=name, taskDefinition=td1, desiredCount=1)
+    c.wait_stable(name)
+    (task,) = ecs.list_tasks(cluster=c.name, serviceName=name)["taskArns"]
+    svc = c.svc(name)
+    assert svc["runningCount"] == 1 and svc["deployments"][0]["runningCount"] == 1
+    assert svc["currentServiceRevisions"][0]["runningTaskCount"] == 1
+
+    # A standalone task cannot be protected.
+    standalone = ecs.run_task(cluster=c.name, taskDefinition=td1)["tasks"][0]["taskArn"]
+    out = ecs.update_task_protection(cluster=c.name, tasks=[task, standalone], protectionEnabled=True,
+                                     expiresInMinutes=5)
+    assert [p["taskArn"] for p in out["protectedTasks"]] == [task]
+    assert out["protectedTasks"][0]["protectionEnabled"] is True
+    assert out["protectedTasks"][0]["expirationDate"]
+    (f,) = out["failures"]
+    assert f["arn"] == standalone and f["reason"] == "TASK_NOT_VALID" and "service" in f["detail"]
+    got = ecs.get_task_protection(cluster=c.name, tasks=[task, standalone])
+    assert {p["taskArn"]: p["protectionEnabled"] for p in got["protectedTasks"]} == {task: True, standalone: False}
+    assert [p["taskArn"] for p in ecs.get_task_protection(cluster=c.name)["protectedTasks"]] == [task]
+    out = ecs.update_task_protection(cluster=c.name, tasks=[task], protectionEnabled=False)
+    assert out["protectedTasks"] == [{"taskArn": task, "protectionEnabled": False}]
+    assert ecs.get_task_protection(cluster=c.name, tasks=[task])["protectedTasks"][0]["protectionEnabled"] is False
+    ecs.stop_task(cluster=c.name, task=standalone)
+
+    # With a completed deployment behind it, a new deployment can be rolled back.
+    ecs.update_service(cluster=c.name, service=name, taskDefinition=td2)
+    dep = ecs.list_service_deployments(cluster=c.name, service=name)["serviceDeployments"][0]
+    try:
+        ecs.stop_service_deployment(serviceDeploymentArn=dep["serviceDeploymentArn"])
+    except ecs.exceptions.ClientError as e:
+        # The controller may already have finished the rollout.
+        assert e.response["Error"]["Code"] == "ConflictException", e.response
+        return
+    got = ecs.describe_service_deployments(serviceDeploymentArns=[dep["serviceDeploymentArn"]])
+    assert got["serviceDeployments"][0]["status"] in (
+        "ROLLBACK_REQUESTED", "ROLLBACK_IN_PROGRESS", "ROLLBACK_SUCCESSFUL", "STOPPED")
