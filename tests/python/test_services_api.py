@@ -516,3 +516,18 @@ def test_protection_and_rollback_with_an_agent(agent_cluster):
     got = ecs.describe_service_deployments(serviceDeploymentArns=[dep["serviceDeploymentArn"]])
     assert got["serviceDeployments"][0]["status"] in (
         "ROLLBACK_REQUESTED", "ROLLBACK_IN_PROGRESS", "ROLLBACK_SUCCESSFUL", "STOPPED")
+
+
+def test_force_new_deployment_keeps_a_deregistered_revision(ecs, cluster, td):
+    fam = uniq("dereg")
+    arn = ecs.register_task_definition(family=fam, containerDefinitions=[container()])[
+        "taskDefinition"]["taskDefinitionArn"]
+    svc = create(ecs, cluster, arn, desiredCount=0)
+    ecs.deregister_task_definition(taskDefinition=arn)
+    out = ecs.update_service(cluster=cluster, service=svc["serviceName"], forceNewDeployment=True)["service"]
+    assert out["deployments"][0]["taskDefinition"] == arn
+    assert len(out["deployments"]) == 2
+    expect_error(ecs.update_service, "ClientException", contains=["inactive"], cluster=cluster,
+                 service=svc["serviceName"], taskDefinition=arn)
+    expect_error(ecs.create_service, "ClientException", contains=["inactive"], cluster=cluster,
+                 serviceName=uniq("x"), taskDefinition=arn, desiredCount=0)

@@ -365,8 +365,12 @@ pub async fn update_service(cx: Cx, req: UpdateServiceRequest) -> ApiResult<Upda
                 .placement_constraints
                 .clone()
                 .unwrap_or_default();
+            // Keeping the current revision works even if it was
+            // deregistered since, as in ECS; naming one needs it ACTIVE.
+            let mut vcx = cx.clone();
+            vcx.internal = req.task_definition.is_none();
             let r = resolve_revision(
-                &cx,
+                &vcx,
                 Some(&cluster_name),
                 &name,
                 &td_ref,
