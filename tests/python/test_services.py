@@ -183,14 +183,16 @@ def test_unplaceable_task_event(make_cluster, why):
 
 
 @pytest.mark.timeout(150)
-def test_rolling_update_respects_min_healthy_and_max_percent(make_cluster):
+@pytest.mark.parametrize("min_pct,max_pct", [(50, 200), (100, 150), (0, 100), (75, 100)],
+                         ids=["min50-max200", "min100-max150", "min0-max100", "min75-max100"])
+def test_rolling_update_respects_min_healthy_and_max_percent(make_cluster, min_pct, max_pct):
     c = make_cluster(2)
     fam = uniq("roll")
     td1 = c.register(fam, version="1")
     td2 = c.register(fam, version="2")
     assert td1.endswith(":1") and td2.endswith(":2")
     name = uniq("roll")
-    desired, min_pct, max_pct = 4, 50, 200
+    desired = 4
     min_healthy, max_live = bounds(desired, min_pct, max_pct)  # 2, 8
     c.ecs.create_service(cluster=c.name, serviceName=name, taskDefinition=td1, desiredCount=desired,
                          deploymentConfiguration={"minimumHealthyPercent": min_pct, "maximumPercent": max_pct})
@@ -245,7 +247,8 @@ def test_rolling_update_respects_min_healthy_and_max_percent(make_cluster):
     for smp in samples:
         print("  ", smp)
     assert done, f"deployment {d2} did not complete within 60 s\nsamples: {samples}\n{c.dump(name)}"
-    assert saw_both, f"never saw the old and new deployments side by side: {samples}"
+    if min_healthy > 0:
+        assert saw_both, f"never saw the old and new deployments side by side: {samples}"
 
     s = c.wait_stable(name)
     assert s["taskDefinition"] == td2
@@ -457,7 +460,9 @@ def test_draining_instance_replaces_service_tasks_first(make_cluster):
     newest = replacements[0]
     assert newest["containerInstanceArn"] == b
     stop_began = ts(old.get("stoppingAt") or old.get("stoppedAt"))
-    assert ts(newest["startedAt"]) <= stop_began, (
+    # minimumHealthyPercent 100: the replacement was healthy (RUNNING for
+    # --task-healthy-after) before the drained task was told to stop.
+    assert ts(newest["startedAt"]) + HEALTHY_AFTER <= stop_began + 0.05, (
         f"the replacement started at {newest['startedAt']} after the drained task began stopping at "
         f"{old.get('stoppingAt')}\n{c.dump(name)}")
 
@@ -631,8 +636,18 @@ def test_lost_host_tasks_are_replaced_and_stopped_on_return(make_cluster):
 # --------------------------------------------------------------------------
 
 
+def _kill_point_reached(c: Cluster, point: str, d1: str, d2: str) -> bool:
+    if point == "at-once":
+        return True
+    if point == "first-start":
+        return bool(c.list_tasks(startedBy=d2))
+    # "old-stopping": the new deployment's tasks are up and the old ones are being stopped.
+    return any(t["desiredStatus"] == "STOPPED" for t in c.started_by(d1))
+
+
 @pytest.mark.timeout(150)
-def test_server_kill9_mid_deployment_resumes_without_double_starts(own_server, make_cluster):
+@pytest.mark.parametrize("point", ["at-once", "first-start", "old-stopping"])
+def test_server_kill9_mid_deployment_resumes_without_double_starts(own_server, make_cluster, point):
     srv = own_server
     c = make_cluster(2, server=srv)
     fam = uniq("k9")
@@ -647,9 +662,9 @@ def test_server_kill9_mid_deployment_resumes_without_double_starts(own_server, m
     d2 = c.ecs.update_service(cluster=c.name, service=name, taskDefinition=td2)["service"]["deployments"][0]["id"]
     assert d2 != d1
     deadline = time.monotonic() + 30
-    while not c.list_tasks(startedBy=d2) and time.monotonic() < deadline:
+    while not _kill_point_reached(c, point, d1, d2) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert c.list_tasks(startedBy=d2), f"deployment {d2} started nothing\n{c.dump(name)}"
+    assert _kill_point_reached(c, point, d1, d2), f"kill point {point} never reached\n{c.dump(name)}"
     s = c.svc(name)
     assert len(s["deployments"]) == 2, f"deployment finished before the kill; test is moot\n{c.dump(name)}"
 
@@ -671,3 +686,101 @@ def test_server_kill9_mid_deployment_resumes_without_double_starts(own_server, m
     while len(running_containers(c.arns)) != desired and time.monotonic() < deadline:
         time.sleep(0.3)
     assert len(running_containers(c.arns)) == desired, (running_containers(c.arns), c.dump(name))
+
+
+# --------------------------------------------------------------------------
+# More rolling: a new revision while a deployment is in progress; scaling
+# --------------------------------------------------------------------------
+
+
+def watch_bounds(c: Cluster, name: str, desired: int, min_pct: int, max_pct: int, done, timeout: float = 60.0):
+    """Samples the service every ~0.3 s, asserting the rolling bounds over all
+    deployments' tasks, until done(service, live tasks) is true."""
+    min_healthy, max_live = bounds(desired, min_pct, max_pct)
+    samples = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        s = c.svc(name)
+        tasks = c.service_tasks(name)
+        now = time.time()
+        lv, rn, hl = live(tasks), running(tasks), healthy(tasks, now)
+        by_td: dict[str, int] = {}
+        for t in lv:
+            k = t["taskDefinitionArn"].rsplit(":", 1)[-1]
+            by_td[k] = by_td.get(k, 0) + 1
+        sample = dict(live=len(lv), running=len(rn), healthy=len(hl), by_revision=by_td,
+                      deps=[(d["id"][-4:], d["status"], d.get("rolloutState"), d["runningCount"], d["pendingCount"])
+                            for d in s["deployments"]])
+        samples.append(sample)
+        ctx = f"sample {sample}\nlast samples: {samples[-8:]}\n{c.dump(name)}"
+        assert len(lv) <= max_live, f"more than {max_live} live tasks\n{ctx}"
+        assert s["runningCount"] + s["pendingCount"] <= max_live, f"service counts exceed {max_live}\n{ctx}"
+        assert len(hl) >= min_healthy, f"fewer than {min_healthy} healthy RUNNING tasks\n{ctx}"
+        if done(s, lv):
+            return samples
+        time.sleep(0.3)
+    raise AssertionError(f"service {name} did not finish within {timeout}s\nsamples: {samples}\n{c.dump(name)}")
+
+
+@pytest.mark.timeout(150)
+def test_new_revision_during_a_deployment_supersedes_it(make_cluster):
+    c = make_cluster(2)
+    fam = uniq("super")
+    td1, td2, td3 = (c.register(fam, version=str(i)) for i in (1, 2, 3))
+    name = uniq("super")
+    desired, min_pct, max_pct = 4, 50, 200
+    c.ecs.create_service(cluster=c.name, serviceName=name, taskDefinition=td1, desiredCount=desired,
+                         deploymentConfiguration={"minimumHealthyPercent": min_pct, "maximumPercent": max_pct})
+    d1 = c.wait_stable(name)["deployments"][0]["id"]
+    time.sleep(HEALTHY_AFTER + 0.5)
+    d2 = c.ecs.update_service(cluster=c.name, service=name, taskDefinition=td2)["service"]["deployments"][0]["id"]
+    deadline = time.monotonic() + 20
+    while not c.list_tasks(startedBy=d2) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    upd = c.ecs.update_service(cluster=c.name, service=name, taskDefinition=td3)["service"]
+    d3 = upd["deployments"][0]["id"]
+    assert upd["deployments"][0]["status"] == "PRIMARY" and upd["deployments"][0]["taskDefinition"] == td3
+    assert {d["id"] for d in upd["deployments"]} >= {d2, d3}, upd["deployments"]
+    assert sum(1 for d in upd["deployments"] if d["status"] == "PRIMARY") == 1, upd["deployments"]
+
+    samples = watch_bounds(
+        c, name, desired, min_pct, max_pct,
+        lambda s, lv: (len(s["deployments"]) == 1 and s["deployments"][0]["id"] == d3
+                       and s["deployments"][0].get("rolloutState") == "COMPLETED" and len(lv) == desired
+                       and all(t["taskDefinitionArn"] == td3 and t["lastStatus"] == "RUNNING" for t in lv)))
+    print(f"\nsuperseded deployment samples: {samples}")
+    s = c.wait_stable(name)
+    assert s["taskDefinition"] == td3
+    assert len(c.started_by(d3)) == desired, c.dump(name)
+    for dep in (d1, d2):
+        assert not [t for t in c.started_by(dep) if t["desiredStatus"] == "RUNNING"], c.dump(name)
+
+
+@pytest.mark.timeout(120)
+def test_scale_out_and_in(make_cluster):
+    c = make_cluster(2)
+    name = uniq("scale")
+    td = c.register(uniq("scale"))
+    c.ecs.create_service(cluster=c.name, serviceName=name, taskDefinition=td, desiredCount=2)
+    dep = c.wait_stable(name)["deployments"][0]["id"]
+    first = {t["taskArn"] for t in c.service_tasks(name)}
+
+    c.ecs.update_service(cluster=c.name, service=name, desiredCount=5)
+    s = c.wait_stable(name)
+    assert s["desiredCount"] == 5 and s["runningCount"] == 5
+    assert s["deployments"][0]["id"] == dep, "a desiredCount change must not start a new deployment"
+    tasks = c.service_tasks(name)
+    assert len(tasks) == 5 and first <= {t["taskArn"] for t in tasks}, c.dump(name)
+    assert all(t["startedBy"] == dep for t in tasks)
+
+    c.ecs.update_service(cluster=c.name, service=name, desiredCount=1)
+    s = c.wait_stable(name)
+    assert s["runningCount"] == 1 and len(c.service_tasks(name)) == 1, c.dump(name)
+    stopped_msgs = [m for m in messages(s) if f"(service {name}) has stopped" in m]
+    gone = {t["taskArn"] for t in tasks} - {t["taskArn"] for t in c.service_tasks(name)}
+    assert len(gone) == 4
+    for arn in gone:
+        assert any(f"(task {task_id(arn)})" in m for m in stopped_msgs), (arn, c.dump(name))
+        c.wait_task(arn, lambda x: x["lastStatus"] == "STOPPED", timeout=30, what="STOPPED", service=name)
+    # Exactly the tasks it needed: 2 + 3, none extra.
+    assert len(c.started_by(dep)) == 5, c.dump(name)
