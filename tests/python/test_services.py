@@ -784,3 +784,60 @@ def test_scale_out_and_in(make_cluster):
         c.wait_task(arn, lambda x: x["lastStatus"] == "STOPPED", timeout=30, what="STOPPED", service=name)
     # Exactly the tasks it needed: 2 + 3, none extra.
     assert len(c.started_by(dep)) == 5, c.dump(name)
+
+
+# --------------------------------------------------------------------------
+# Short outages and deletion mid-deployment
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(90)
+def test_agent_back_within_grace_replaces_nothing(make_cluster):
+    c = make_cluster(2)
+    name = uniq("blip")
+    td = c.register(uniq("blip"))
+    desired = 2
+    c.ecs.create_service(cluster=c.name, serviceName=name, taskDefinition=td, desiredCount=desired,
+                         placementStrategy=[{"type": "spread", "field": "instanceId"}])
+    dep = c.wait_stable(name)["deployments"][0]["id"]
+    before = {t["taskArn"] for t in c.service_tasks(name)}
+    agent = c.agents[0]
+    agent.kill9()
+    time.sleep(1)  # well under --agent-disconnect-after + --lost-instance-grace
+    agent.start()
+    assert agent.instance_arn() == c.arns[0]
+    end = time.monotonic() + DISCONNECT_AFTER + LOST_GRACE + 4
+    while time.monotonic() < end:
+        tasks = c.service_tasks(name)
+        assert {t["taskArn"] for t in live(tasks)} == before, f"tasks were replaced after a 1 s blip\n{c.dump(name)}"
+        time.sleep(0.3)
+    assert len(c.started_by(dep)) == desired, c.dump(name)
+    assert all(t["lastStatus"] == "RUNNING" for t in c.service_tasks(name)), c.dump(name)
+
+
+@pytest.mark.timeout(90)
+def test_delete_service_mid_deployment_stops_everything(make_cluster):
+    c = make_cluster(2)
+    fam = uniq("delmid")
+    td1, td2 = c.register(fam, version="1"), c.register(fam, version="2")
+    name = uniq("delmid")
+    c.ecs.create_service(cluster=c.name, serviceName=name, taskDefinition=td1, desiredCount=3)
+    d1 = c.wait_stable(name)["deployments"][0]["id"]
+    d2 = c.ecs.update_service(cluster=c.name, service=name, taskDefinition=td2)["service"]["deployments"][0]["id"]
+    deadline = time.monotonic() + 20
+    while not c.list_tasks(startedBy=d2) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    out = c.ecs.delete_service(cluster=c.name, service=name, force=True)["service"]
+    assert out["status"] == "DRAINING", out["status"]
+    try:
+        c.ecs.get_waiter("services_inactive").wait(cluster=c.name, services=[name],
+                                                   WaiterConfig={"Delay": 1, "MaxAttempts": 45})
+    except Exception as e:  # noqa: BLE001
+        raise AssertionError(f"service never became INACTIVE: {e}\n{c.dump(name)}") from None
+    for dep in (d1, d2):
+        for t in c.started_by(dep):
+            c.wait_task(t["taskArn"], lambda x: x["lastStatus"] == "STOPPED", timeout=30, what="STOPPED")
+    assert running_containers(c.arns) == [], "containers of a deleted service still run"
+    # Nothing starts afterwards.
+    time.sleep(2)
+    assert c.list_tasks(desiredStatus="RUNNING") == [], c.dump(name)
