@@ -208,6 +208,9 @@ def test_fargate_service_with_network(ecs, cluster, td_awsvpc):
     assert svc["networkConfiguration"] == net
     d = svc["deployments"][0]
     assert d["networkConfiguration"] == net and d["platformVersion"] == "LATEST"
+    expect_error(ecs.create_service, "InvalidParameterException", contains=["DAEMON", "FARGATE"],
+                 cluster=cluster, serviceName=uniq("f"), taskDefinition=td_awsvpc, schedulingStrategy="DAEMON",
+                 launchType="FARGATE", networkConfiguration=net)
     expect_error(ecs.create_service, "InvalidParameterException", contains=["Network Configuration"],
                  cluster=cluster, serviceName=uniq("f"), taskDefinition=td_awsvpc, desiredCount=1,
                  launchType="FARGATE")

@@ -27,6 +27,7 @@ struct Resolved {
     cluster: Cluster,
     task_definition: String,
     config: RevisionConfig,
+    fargate: bool,
 }
 
 /// Validates a revision (task definition, launch type or capacity
@@ -94,6 +95,7 @@ fn resolve_revision(
         cluster: l.cluster,
         task_definition: l.td.task_definition_arn.clone().unwrap_or_default(),
         config,
+        fargate: l.launch_type == LaunchType::Fargate,
     })
 }
 
@@ -187,6 +189,11 @@ pub async fn create_service(cx: Cx, req: CreateServiceRequest) -> ApiResult<Crea
         req.platform_version.as_deref(),
         (&strategies, &constraints),
     )?;
+    if !replica && r.fargate {
+        return Err(ApiError::invalid(
+            "The DAEMON scheduling strategy is not supported with FARGATE (launch type or capacity provider): there are no instances to run one task on each. Use REPLICA, or the EC2 launch type.",
+        ));
+    }
     let tags = tag_rules::validate(req.tags.as_deref().unwrap_or_default())?;
     let scope = cx.scope().clone();
     let cluster_name = r.cluster.cluster_name.clone().unwrap_or_default();
