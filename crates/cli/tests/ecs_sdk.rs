@@ -206,9 +206,16 @@ async fn task_definitions_keep_every_field() {
 async fn unimplemented_operations_say_so() {
     let server = TestServer::start();
     let ecs = server.client();
-    let err = ecs.list_services().send().await.expect_err("not built yet");
+    let err = ecs
+        .describe_capacity_providers()
+        .send()
+        .await
+        .expect_err("not built yet");
     assert_eq!(err.code(), Some("UnsupportedFeatureException"));
-    assert!(err.message().unwrap_or_default().contains("ListServices"));
+    assert!(err
+        .message()
+        .unwrap_or_default()
+        .contains("DescribeCapacityProviders"));
 }
 
 #[tokio::test]

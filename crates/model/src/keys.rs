@@ -170,6 +170,56 @@ pub fn log_retention_index(scope: &Scope, group: &str) -> String {
     )
 }
 
+// ---- Services ---------------------------------------------------------------
+
+pub fn service(scope: &Scope, cluster: &str, name: &str) -> String {
+    format!(
+        "{}{name}",
+        cluster_children_prefix(scope, cluster, KIND_SERVICE)
+    )
+}
+
+/// Task scale-in protection, one key per protected task.
+pub fn task_protection(scope: &Scope, cluster: &str, task_id: &str) -> String {
+    format!(
+        "{}{task_id}",
+        cluster_children_prefix(scope, cluster, KIND_PROTECTION)
+    )
+}
+
+pub const KIND_PROTECTION: &str = "protection";
+
+/// Every service the controller must visit (ACTIVE or DRAINING), across
+/// tenants: `/ctl/service/ACCOUNT/REGION/CLUSTER/NAME`. Written in the same
+/// transaction as the service record; removed when the service is INACTIVE.
+pub fn controller_services_prefix() -> &'static str {
+    "/ctl/service/"
+}
+
+pub fn controller_service(scope: &Scope, cluster: &str, name: &str) -> String {
+    format!(
+        "{}{}/{}/{cluster}/{name}",
+        controller_services_prefix(),
+        scope.account,
+        scope.region
+    )
+}
+
+/// Splits a `controller_service` key back into (scope, cluster, name).
+pub fn parse_controller_service(key: &str) -> Option<(Scope, String, String)> {
+    let rest = key.strip_prefix(controller_services_prefix())?;
+    let mut parts = rest.splitn(4, '/');
+    let account = parts.next()?;
+    let region = parts.next()?;
+    let cluster = parts.next()?;
+    let name = parts.next()?;
+    Some((
+        Scope::new(account, region),
+        cluster.to_string(),
+        name.to_string(),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,54 +274,4 @@ mod tests {
         assert!(!log_event(&s, "g", "s", 1, 1).starts_with(&log_events_prefix(&s, "g", "s2")));
         assert!(!log_events_prefix(&s, "g", "s").starts_with(&log_group_events_prefix(&s, "g2")));
     }
-}
-
-// ---- Services ---------------------------------------------------------------
-
-pub fn service(scope: &Scope, cluster: &str, name: &str) -> String {
-    format!(
-        "{}{name}",
-        cluster_children_prefix(scope, cluster, KIND_SERVICE)
-    )
-}
-
-/// Task scale-in protection, one key per protected task.
-pub fn task_protection(scope: &Scope, cluster: &str, task_id: &str) -> String {
-    format!(
-        "{}{task_id}",
-        cluster_children_prefix(scope, cluster, KIND_PROTECTION)
-    )
-}
-
-pub const KIND_PROTECTION: &str = "protection";
-
-/// Every service the controller must visit (ACTIVE or DRAINING), across
-/// tenants: `/ctl/service/ACCOUNT/REGION/CLUSTER/NAME`. Written in the same
-/// transaction as the service record; removed when the service is INACTIVE.
-pub fn controller_services_prefix() -> &'static str {
-    "/ctl/service/"
-}
-
-pub fn controller_service(scope: &Scope, cluster: &str, name: &str) -> String {
-    format!(
-        "{}{}/{}/{cluster}/{name}",
-        controller_services_prefix(),
-        scope.account,
-        scope.region
-    )
-}
-
-/// Splits a `controller_service` key back into (scope, cluster, name).
-pub fn parse_controller_service(key: &str) -> Option<(Scope, String, String)> {
-    let rest = key.strip_prefix(controller_services_prefix())?;
-    let mut parts = rest.splitn(4, '/');
-    let account = parts.next()?;
-    let region = parts.next()?;
-    let cluster = parts.next()?;
-    let name = parts.next()?;
-    Some((
-        Scope::new(account, region),
-        cluster.to_string(),
-        name.to_string(),
-    ))
 }
