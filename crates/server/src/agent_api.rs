@@ -96,7 +96,8 @@ async fn poll(cx: &Cx, req: PollTasksRequest) -> ApiResult<PollTasksResponse> {
         .clone()
         .unwrap_or_default();
     let _guard = cx.state.heartbeats.poll_started(&arn);
-    let wait = Duration::from_secs(req.wait_seconds.min(MAX_WAIT_SECONDS) as u64);
+    let wait = Duration::from_secs(req.wait_seconds.min(MAX_WAIT_SECONDS) as u64)
+        .min(cx.state.heartbeats.max_poll_wait());
     let revision = cx.store().current_revision();
     if revision <= req.known_revision && !wait.is_zero() {
         // Sleep until a task of this instance changes, or the wait ends.

@@ -11,10 +11,6 @@ use std::time::{Duration, Instant};
 /// than this long ago.
 pub const DEFAULT_DISCONNECT_AFTER: Duration = Duration::from_secs(10);
 
-/// A poll is held at most `MAX_WAIT_SECONDS`; one open longer than this is
-/// a connection nobody is reading (a partitioned host), not a heartbeat.
-const POLL_STALE_AFTER: Duration =
-    Duration::from_secs(stevedore_api::agent::MAX_WAIT_SECONDS as u64 + 5);
 
 #[derive(Default)]
 struct Entry {
@@ -30,6 +26,14 @@ pub struct Heartbeats {
 }
 
 impl Heartbeats {
+    /// How long the server may hold a poll open: well under
+    /// `disconnect_after`, so a poll open for longer than that is a
+    /// connection nobody reads (a partitioned host), not a heartbeat, and
+    /// detection stays within `disconnect_after` either way.
+    pub fn max_poll_wait(&self) -> Duration {
+        (self.disconnect_after * 2 / 3).max(Duration::from_secs(1))
+    }
+
     pub fn new(disconnect_after: Duration) -> Self {
         Heartbeats {
             disconnect_after,
@@ -57,7 +61,7 @@ impl Heartbeats {
         (entry.open_polls > 0
             && entry
                 .last_poll_start
-                .is_some_and(|t| t.elapsed() < POLL_STALE_AFTER))
+                .is_some_and(|t| t.elapsed() < self.disconnect_after))
             || entry
                 .last_seen
                 .is_some_and(|t| t.elapsed() < self.disconnect_after)
