@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from botocore.exceptions import ClientError, WaiterError
 
-from stevedore_harness import Server, uniq
+from stevedore_harness import Server, clean_env, parse_env_exports, run_stevedore, uniq
 from tasks_harness import IMAGE, Agent, docker, remove_containers_of
 
 # Short controller timings (flags of `stevedore server`).
@@ -248,6 +248,22 @@ class Cluster:
             remove_containers_of(arn)
 
 
+def aws_cli(server: Server, tmp: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """The real aws CLI (v1, from .venv) against `server`, configured by `stevedore env`."""
+    import os
+    import sys
+
+    exe = Path(sys.executable).parent / "aws"
+    exports = parse_env_exports(run_stevedore(["env", "--data-dir", str(server.data_dir)]))
+    creds = tmp / "aws-credentials"
+    creds.write_text("")
+    env = clean_env(exports)
+    env["AWS_SHARED_CREDENTIALS_FILE"] = str(creds)
+    env["PATH"] = f"{exe.parent}{os.pathsep}{env.get('PATH', '')}"
+    return subprocess.run([str(exe), "ecs", *args], env=env, capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
 def running_containers(instance_arns: list[str]) -> list[str]:
     out: list[str] = []
     for arn in instance_arns:
@@ -278,6 +294,6 @@ def bounds(desired: int, min_pct: int, max_pct: int) -> tuple[int, int]:
 
 __all__ = [
     "Cluster", "DEPLOYMENT_ID", "DISCONNECT_AFTER", "HEALTHY_AFTER", "LOST_GRACE", "SERVICE_FLAGS",
-    "bounds", "container_running", "containers_of_task", "messages", "running_containers",
+    "aws_cli", "bounds", "container_running", "containers_of_task", "messages", "running_containers",
     "start_server", "task_id", "ts", "uniq",
 ]

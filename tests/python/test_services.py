@@ -23,6 +23,7 @@ from services_harness import (
     HEALTHY_AFTER,
     LOST_GRACE,
     Cluster,
+    aws_cli,
     bounds,
     container_running,
     containers_of_task,
@@ -116,6 +117,11 @@ def test_service_runs_desired_count_and_deletes(make_cluster):
     assert s["taskDefinition"] == td
     assert s["runningCount"] == 2 and s["pendingCount"] == 0
     assert name in json.dumps(c.ecs.list_services(cluster=c.name)["serviceArns"])
+    # The unmodified aws CLI's waiter (it checks once before its first 15 s sleep).
+    t0 = time.monotonic()
+    res = aws_cli(c.server, c.base, "wait", "services-stable", "--cluster", c.name, "--services", name)
+    assert res.returncode == 0, f"aws ecs wait services-stable: {res.returncode}\n{res.stderr}\n{c.dump(name)}"
+    assert time.monotonic() - t0 < 14, "aws ecs wait services-stable did not see the service stable at once"
 
     tasks = c.service_tasks(name)
     assert len(tasks) == 2, c.dump(name)
