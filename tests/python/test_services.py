@@ -847,3 +847,49 @@ def test_delete_service_mid_deployment_stops_everything(make_cluster):
     # Nothing starts afterwards.
     time.sleep(2)
     assert c.list_tasks(desiredStatus="RUNNING") == [], c.dump(name)
+
+
+@pytest.mark.timeout(150)
+def test_server_kill9_during_failing_deployment_keeps_breaker_count(own_server, make_cluster):
+    """The breaker's failure count survives a server crash: the rollback comes
+    after `threshold` failures in total, not `threshold` more after the restart."""
+    srv = own_server
+    c = make_cluster(2, server=srv)
+    fam = uniq("cbk9")
+    td1 = c.register(fam, version="1")
+    td2 = c.register(fam, version="2", command=["sh", "-c", "exit 1"])
+    name = uniq("cbk9")
+    desired = 2
+    threshold = 10
+    c.ecs.create_service(
+        cluster=c.name, serviceName=name, taskDefinition=td1, desiredCount=desired,
+        deploymentConfiguration={"minimumHealthyPercent": 100, "maximumPercent": 200,
+                                 "deploymentCircuitBreaker": {"enable": True, "rollback": True}})
+    c.wait_stable(name)
+    d2 = c.ecs.update_service(cluster=c.name, service=name, taskDefinition=td2)["service"]["deployments"][0]["id"]
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline:
+        if sum(1 for t in c.started_by(d2) if t["lastStatus"] == "STOPPED") >= threshold // 2:
+            break
+        time.sleep(0.1)
+    s = c.svc(name)
+    assert any(d["id"] == d2 and d.get("rolloutState") == "IN_PROGRESS" for d in s["deployments"]), \
+        f"the breaker tripped before the kill; test is moot\n{c.dump(name)}"
+    before = len(c.started_by(d2))
+
+    port = srv.host_port[1]
+    srv.kill9()
+    srv.listen = f"127.0.0.1:{port}"
+    srv.start()
+    c.ecs = srv.client()
+
+    s = c.wait_service(
+        name, lambda s: s["taskDefinition"] == td1 and len(s["deployments"]) == 1
+        and s["deployments"][0].get("rolloutState") == "COMPLETED" and s["runningCount"] == desired,
+        timeout=90, what=f"rolled back to {td1} and COMPLETED")
+    failed = c.started_by(d2)
+    print(f"\nbreaker across a server kill -9: {before} tasks of {d2} before the kill, {len(failed)} in total")
+    assert threshold <= len(failed) <= threshold + desired, (
+        f"{len(failed)} tasks started by the failing deployment ({before} before the kill); "
+        f"threshold {threshold}\n{c.dump(name)}")
+    assert len(c.service_tasks(name)) == desired
