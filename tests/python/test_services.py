@@ -893,3 +893,59 @@ def test_server_kill9_during_failing_deployment_keeps_breaker_count(own_server, 
         f"{len(failed)} tasks started by the failing deployment ({before} before the kill); "
         f"threshold {threshold}\n{c.dump(name)}")
     assert len(c.service_tasks(name)) == desired
+
+
+@pytest.mark.timeout(120)
+def test_server_kill9_with_stable_services_changes_nothing(own_server, make_cluster):
+    """After a crash the server must not take its agents for lost (nor restart
+    anything) just because it has not heard from them yet."""
+    srv = own_server
+    c = make_cluster(2, server=srv)
+    name, dname = uniq("calm"), uniq("calmd")
+    td = c.register(uniq("calm"))
+    c.ecs.create_service(cluster=c.name, serviceName=name, taskDefinition=td, desiredCount=3)
+    c.ecs.create_service(cluster=c.name, serviceName=dname, taskDefinition=td, schedulingStrategy="DAEMON")
+    dep = c.wait_stable(name)["deployments"][0]["id"]
+    ddep = c.wait_stable(dname)["deployments"][0]["id"]
+    before = {t["taskArn"] for t in c.service_tasks(name) + c.service_tasks(dname)}
+    assert len(before) == 5, c.dump(name) + c.dump(dname)
+    containers = set(running_containers(c.arns))
+
+    port = srv.host_port[1]
+    srv.kill9()
+    srv.listen = f"127.0.0.1:{port}"
+    srv.start()
+    c.ecs = srv.client()
+
+    end = time.monotonic() + DISCONNECT_AFTER + LOST_GRACE + 5
+    while time.monotonic() < end:
+        now = {t["taskArn"] for t in live(c.service_tasks(name) + c.service_tasks(dname))}
+        assert now == before, f"tasks changed after a server restart\n{c.dump(name)}\n{c.dump(dname)}"
+        time.sleep(0.3)
+    assert len(c.started_by(dep)) == 3 and len(c.started_by(ddep)) == 2, c.dump(name) + c.dump(dname)
+    assert set(running_containers(c.arns)) == containers
+    for n in (name, dname):
+        s = c.svc(n)
+        assert s["runningCount"] == s["desiredCount"] and len(s["deployments"]) == 1, c.dump(n)
+
+
+@pytest.mark.timeout(90)
+def test_daemon_task_killed_is_replaced_on_its_instance(make_cluster):
+    c = make_cluster(2)
+    name = uniq("dkill")
+    td = c.register(uniq("dkill"))
+    c.ecs.create_service(cluster=c.name, serviceName=name, taskDefinition=td, schedulingStrategy="DAEMON")
+    c.wait_stable(name)
+    tasks = c.service_tasks(name)
+    victim = tasks[0]
+    docker("kill", victim["containers"][0]["runtimeId"])
+    c.wait_task(victim["taskArn"], lambda x: x["lastStatus"] == "STOPPED", timeout=30, what="STOPPED", service=name)
+    after = c.wait_tasks(
+        name, lambda ts_: len(running(ts_)) == 2 and len(live(ts_)) == 2
+        and {t["containerInstanceArn"] for t in running(ts_)} == set(c.arns)
+        and victim["taskArn"] not in {t["taskArn"] for t in ts_},
+        timeout=30, what="one RUNNING task per instance again")
+    new = [t for t in after if t["taskArn"] != tasks[1]["taskArn"]]
+    assert len(new) == 1 and new[0]["containerInstanceArn"] == victim["containerInstanceArn"], c.dump(name)
+    s = c.wait_stable(name, timeout=20)
+    assert s["desiredCount"] == 2 and s["runningCount"] == 2
