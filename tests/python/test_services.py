@@ -949,3 +949,46 @@ def test_daemon_task_killed_is_replaced_on_its_instance(make_cluster):
     assert len(new) == 1 and new[0]["containerInstanceArn"] == victim["containerInstanceArn"], c.dump(name)
     s = c.wait_stable(name, timeout=20)
     assert s["desiredCount"] == 2 and s["runningCount"] == 2
+
+
+@pytest.mark.timeout(120)
+def test_frozen_agent_is_lost_then_stops_its_replaced_tasks(make_cluster):
+    """A partition rather than a crash: the agent is frozen (SIGSTOP), its tasks
+    are replaced elsewhere; thawed (SIGCONT), the same agent process must stop
+    the replaced task and keep the service at exactly desiredCount."""
+    import os
+    import signal
+
+    c = make_cluster(2)
+    a, b = c.arns
+    agent = c.agents[0]
+    name = uniq("frozen")
+    td = c.register(uniq("frozen"))
+    desired = 2
+    c.ecs.create_service(cluster=c.name, serviceName=name, taskDefinition=td, desiredCount=desired,
+                         placementStrategy=[{"type": "spread", "field": "instanceId"}])
+    c.wait_stable(name)
+    lost = next(t for t in c.service_tasks(name) if t["containerInstanceArn"] == a)
+    cid = lost["containers"][0]["runtimeId"]
+    t0 = time.monotonic()
+    os.kill(agent.proc.pid, signal.SIGSTOP)
+    try:
+        c.wait_tasks(name, lambda ts_: len(running(ts_)) == desired
+                     and all(t["containerInstanceArn"] == b for t in live(ts_)),
+                     timeout=40, what="replacement RUNNING on the other instance")
+        t_repl = time.monotonic() - t0
+        assert container_running(cid)
+    finally:
+        os.kill(agent.proc.pid, signal.SIGCONT)
+    print(f"\nfrozen agent: replaced after {t_repl:.1f}s")
+    c.wait_task(lost["taskArn"], lambda x: x["lastStatus"] == "STOPPED", timeout=40,
+                what="STOPPED after the agent thawed", service=name)
+    deadline = time.monotonic() + 20
+    while container_running(cid) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert not container_running(cid), f"the thawed agent left the replaced task's container running\n{agent.log_tail()}"
+    end = time.monotonic() + 3
+    while time.monotonic() < end:
+        s = c.svc(name)
+        assert s["runningCount"] == desired and len(live(c.service_tasks(name))) == desired, c.dump(name)
+        time.sleep(0.3)
