@@ -420,7 +420,15 @@ async fn apply_starts(
                         .iter()
                         .map(|t| crate::ecs::internal::task_id(t).to_string()),
                 );
-                failures.extend(fails.into_iter().filter(|f| !is_constraint_failure(f)));
+                // A DAEMON launch names one instance that eligibility
+                // already vetted; a constraint refusal there is a race
+                // with an attribute change, not something to report.
+                let daemon = s.instance.is_some();
+                failures.extend(
+                    fails
+                        .into_iter()
+                        .filter(|f| !(daemon && is_constraint_failure(f))),
+                );
             }
             Err(e) => errors.push(e.message.clone()),
         }
