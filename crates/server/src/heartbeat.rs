@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 /// than this long ago.
 pub const DEFAULT_DISCONNECT_AFTER: Duration = Duration::from_secs(10);
 
-
 #[derive(Default)]
 struct Entry {
     open_polls: u32,
