@@ -992,3 +992,98 @@ def test_frozen_agent_is_lost_then_stops_its_replaced_tasks(make_cluster):
         s = c.svc(name)
         assert s["runningCount"] == desired and len(live(c.service_tasks(name))) == desired, c.dump(name)
         time.sleep(0.3)
+
+
+# --------------------------------------------------------------------------
+# Container health checks
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(150)
+def test_unhealthy_task_is_replaced_after_the_grace_period(make_cluster):
+    """A container whose health check starts failing is stopped with ECS's
+    reason and replaced; the grace period holds the verdict back."""
+    c = make_cluster(1)
+    name = uniq("health")
+    # Healthy while /tmp/ok exists; the file goes away after 4 s.
+    td = c.ecs.register_task_definition(
+        family=uniq("health"),
+        containerDefinitions=[{
+            "name": "app",
+            "image": "stevedore-test/busybox:latest",
+            "memory": 32,
+            "stopTimeout": 2,
+            "command": ["sh", "-c", "touch /tmp/ok; sleep 4; rm /tmp/ok; sleep 3600"],
+            "healthCheck": {"command": ["CMD-SHELL", "test -f /tmp/ok"],
+                            "interval": 5, "timeout": 2, "retries": 1, "startPeriod": 0},
+        }],
+    )["taskDefinition"]["taskDefinitionArn"]
+    grace = 8
+    c.ecs.create_service(cluster=c.name, serviceName=name, taskDefinition=td, desiredCount=1,
+                         healthCheckGracePeriodSeconds=grace)
+    first = c.wait_tasks(name, lambda ts_: len(running(ts_)) == 1, timeout=40, what="one RUNNING task")[0]
+    unhealthy_seen = c.wait_task(first["taskArn"], lambda t: t.get("healthStatus") == "UNHEALTHY",
+                                 timeout=40, what="UNHEALTHY", service=name)
+    stopped = c.wait_task(first["taskArn"], lambda t: t["desiredStatus"] == "STOPPED",
+                          timeout=40, what="stopped by the scheduler", service=name)
+    assert stopped["stoppedReason"] == "Task failed container health checks.", stopped
+    assert stopped["stopCode"] == "ServiceSchedulerInitiated", stopped
+    # Not before the grace period, counted from when the task started.
+    assert ts(stopped["stoppingAt"]) - ts(first["startedAt"]) >= grace - 0.5, (first, stopped)
+    replacement = c.wait_tasks(
+        name, lambda ts_: any(t["taskArn"] != first["taskArn"] and t["lastStatus"] == "RUNNING" for t in ts_),
+        timeout=40, what="a RUNNING replacement")
+    assert unhealthy_seen["healthStatus"] == "UNHEALTHY"
+    assert any("failed container health checks" in m for m in messages(c.svc(name))), c.dump(name)
+    assert replacement
+
+
+# --------------------------------------------------------------------------
+# StopServiceDeployment
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(120)
+def test_stop_service_deployment_rolls_back_or_aborts(make_cluster):
+    """A deployment that cannot place its tasks is rolled back on request
+    (the earlier revision runs again) or aborted (nothing more is launched)."""
+    c = make_cluster(1)
+    td1 = c.register(uniq("sd1"))
+    # More memory than any host has: placement fails, the rollout never ends.
+    td2 = c.register(uniq("sd2"), version="2", memory=10_000_000)
+    for stop_type in ("ROLLBACK", "ABORT"):
+        name = uniq("stopdep")
+        c.ecs.create_service(cluster=c.name, serviceName=name, taskDefinition=td1, desiredCount=2,
+                             deploymentConfiguration={"minimumHealthyPercent": 100, "maximumPercent": 200})
+        first = c.wait_stable(name)["deployments"][0]["id"]
+        c.ecs.update_service(cluster=c.name, service=name, taskDefinition=td2)
+        c.wait_service(name, lambda s: any("unable to place a task" in m for m in messages(s)),
+                       timeout=30, what="a placement failure event")
+        deps = c.ecs.list_service_deployments(cluster=c.name, service=name)["serviceDeployments"]
+        current = deps[0]
+        assert current["status"] == "IN_PROGRESS", deps
+        c.ecs.stop_service_deployment(serviceDeploymentArn=current["serviceDeploymentArn"], stopType=stop_type)
+        if stop_type == "ROLLBACK":
+            s = c.wait_service(name, lambda s: len(s["deployments"]) == 1
+                               and s["deployments"][0]["taskDefinition"] == td1
+                               and s["deployments"][0]["rolloutState"] == "COMPLETED",
+                               timeout=40, what="the rollback to completed")
+            assert s["taskDefinition"] == td1, c.dump(name)
+            assert s["deployments"][0]["id"] != first
+            got = c.ecs.describe_service_deployments(
+                serviceDeploymentArns=[current["serviceDeploymentArn"]])["serviceDeployments"][0]
+            assert got["status"] == "ROLLBACK_SUCCESSFUL", got
+            assert got["rollback"]["serviceRevisionArn"], got
+        else:
+            got = c.wait_service(name, lambda s: s["deployments"][0]["rolloutState"] == "FAILED",
+                                 timeout=30, what="the aborted deployment FAILED")
+            assert got["deployments"][0]["taskDefinition"] == td2
+            d = c.ecs.describe_service_deployments(
+                serviceDeploymentArns=[current["serviceDeploymentArn"]])["serviceDeployments"][0]
+            assert d["status"] == "STOPPED", d
+            # The old tasks keep serving; nothing new is started.
+            time.sleep(2)
+            s = c.svc(name)
+            assert s["runningCount"] == 2, c.dump(name)
+            assert all(t["startedBy"] == first for t in c.service_tasks(name)), c.dump(name)
+        c.ecs.delete_service(cluster=c.name, service=name, force=True)
