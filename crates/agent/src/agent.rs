@@ -632,7 +632,10 @@ async fn poller(
     let mut first = true;
     let mut failing = false;
     let mut last_error = String::new();
-    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
+    // Capped low: after a server restart the agent must be back well
+    // within the server's lost-instance window (disconnect + grace, 30 s
+    // by default), or its service tasks would be replaced elsewhere.
+    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(3));
     loop {
         let started = Instant::now();
         let req = PollTasksRequest {
