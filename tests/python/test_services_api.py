@@ -134,6 +134,19 @@ def test_create_is_not_idempotent(ecs, cluster, td):
                  cluster=cluster, serviceName=name, taskDefinition=td, desiredCount=1)
 
 
+def test_create_retry_with_client_token_is_idempotent(ecs, cluster, td):
+    name = uniq("tok")
+    first = ecs.create_service(cluster=cluster, serviceName=name, taskDefinition=td, desiredCount=0,
+                               clientToken="token-1")["service"]
+    again = ecs.create_service(cluster=cluster, serviceName=name, taskDefinition=td, desiredCount=0,
+                               clientToken="token-1")["service"]
+    assert again["serviceArn"] == first["serviceArn"]
+    assert again["createdAt"] == first["createdAt"]
+    assert again["deployments"][0]["id"] == first["deployments"][0]["id"]
+    expect_error(ecs.create_service, "InvalidParameterException", contains=["not idempotent"],
+                 cluster=cluster, serviceName=name, taskDefinition=td, desiredCount=0, clientToken="token-2")
+
+
 def test_daemon_defaults_and_refusals(ecs, cluster, td):
     svc = ecs.create_service(cluster=cluster, serviceName=uniq("d"), taskDefinition=td,
                              schedulingStrategy="DAEMON")["service"]

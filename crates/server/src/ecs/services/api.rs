@@ -230,6 +230,7 @@ pub async fn create_service(cx: Cx, req: CreateServiceRequest) -> ApiResult<Crea
     let mut rec = ServiceRecord {
         service,
         controller: Default::default(),
+        client_token: req.client_token.clone().filter(|t| !t.is_empty()),
     };
     let first = new_deployment(&mut rec, now, r.task_definition.clone(), &r.config);
     rec.controller.deployments = vec![first];
@@ -239,6 +240,12 @@ pub async fn create_service(cx: Cx, req: CreateServiceRequest) -> ApiResult<Crea
         let existing = db::get::<ServiceRecord>(cx.store(), &key)?;
         if let Some(e) = &existing {
             if e.value.service.status.as_deref() != Some("INACTIVE") {
+                if rec.client_token.is_some() && e.value.client_token == rec.client_token {
+                    let tasks = tasks_in_cluster(cx.store(), &scope, &cluster_name)?;
+                    return Ok(CreateServiceResponse {
+                        service: Some(view(&scope, &e.value, &tasks, true)),
+                    });
+                }
                 return Err(ApiError::invalid("Creation of service was not idempotent."));
             }
         }

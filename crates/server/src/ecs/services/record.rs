@@ -16,6 +16,10 @@ pub struct ServiceRecord {
     /// Deployments, events and the controller's bookkeeping.
     #[serde(default)]
     pub controller: ServiceState,
+    /// CreateService's `clientToken`: a retry carrying it gets the service
+    /// it created instead of "not idempotent".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_token: Option<String>,
 }
 
 impl ServiceRecord {
