@@ -83,12 +83,29 @@ async fn pass(state: &Arc<AppState>) -> ApiResult<Option<i64>> {
         ))
         .map_err(crate::error::ApiError::from)?;
     let mut wake: Option<i64> = None;
+    // Index keys sort by tenant then cluster, so one cluster's services
+    // are consecutive and share one read of its tasks and instances.
+    let mut view: Option<(Scope, String, ClusterView)> = None;
     for kv in index.kvs {
         let Some((scope, cluster, name)) = keys::parse_controller_service(&kv.key) else {
             continue;
         };
         let cx = internal_cx(state, &scope);
-        match reconcile_service(&cx, &cluster, &name, &kv.key).await {
+        let fresh = !matches!(&view, Some((s, c, _)) if *s == scope && *c == cluster);
+        if fresh {
+            match ClusterView::load(&cx, &cluster) {
+                Ok(v) => view = Some((scope.clone(), cluster.clone(), v)),
+                Err(e) => {
+                    tracing::warn!(cluster = %cluster, error = %e.message, "cannot read cluster");
+                    view = None;
+                    continue;
+                }
+            }
+        }
+        let Some((_, _, cv)) = &view else {
+            continue;
+        };
+        match reconcile_service(&cx, cv, &cluster, &name, &kv.key).await {
             Ok(Some(w)) => wake = Some(wake.map_or(w, |x| x.min(w))),
             Ok(None) => {}
             Err(e) => {
@@ -97,6 +114,37 @@ async fn pass(state: &Arc<AppState>) -> ApiResult<Option<i64>> {
         }
     }
     Ok(wake)
+}
+
+/// What every service of a cluster reads: its tasks, instances and task
+/// protections, as of the start of the cluster's turn in a pass. A
+/// service's actions never touch another service's tasks, and placement
+/// re-reads instances under compare-and-set, so sharing it is safe.
+struct ClusterView {
+    tasks: Vec<Versioned<Task>>,
+    instances: Vec<Versioned<crate::ecs::internal::InstanceRecord>>,
+    protections: BTreeMap<String, ProtectedTask>,
+}
+
+impl ClusterView {
+    fn load(cx: &Cx, cluster: &str) -> ApiResult<ClusterView> {
+        let scope = cx.scope();
+        let protections = db::all_versioned::<ProtectedTask>(
+            cx.store(),
+            &keys::cluster_children_prefix(scope, cluster, keys::KIND_PROTECTION),
+        )?
+        .into_iter()
+        .filter_map(|v| {
+            let arn = v.value.task_arn.clone()?;
+            Some((arn.rsplit('/').next()?.to_string(), v.value))
+        })
+        .collect();
+        Ok(ClusterView {
+            tasks: crate::ecs::internal::tasks_in_cluster(cx.store(), scope, cluster)?,
+            instances: crate::ecs::internal::all_instances(cx.store(), scope, cluster)?,
+            protections,
+        })
+    }
 }
 
 fn health(h: Option<&HealthStatus>) -> Health {
@@ -162,6 +210,7 @@ fn task_view(
 
 async fn reconcile_service(
     cx: &Cx,
+    cv: &ClusterView,
     cluster: &str,
     name: &str,
     index_key: &str,
@@ -191,24 +240,14 @@ async fn reconcile_service(
         return Ok(None);
     }
     let svc = &rec.value.service;
-    let all_tasks = crate::ecs::internal::tasks_in_cluster(cx.store(), &scope, cluster)?;
-    let protections: BTreeMap<String, ProtectedTask> = db::all_versioned::<ProtectedTask>(
-        cx.store(),
-        &keys::cluster_children_prefix(&scope, cluster, keys::KIND_PROTECTION),
-    )?
-    .into_iter()
-    .filter_map(|v| {
-        let arn = v.value.task_arn.clone()?;
-        Some((arn.rsplit('/').next()?.to_string(), v.value))
-    })
-    .collect();
     let mut checks = HashMap::new();
-    let tasks: Vec<TaskView> = all_tasks
+    let tasks: Vec<TaskView> = cv
+        .tasks
         .iter()
         .filter(|t| belongs_to(&t.value, name))
-        .map(|t| task_view(cx, &t.value, &protections, &mut checks))
+        .map(|t| task_view(cx, &t.value, &cv.protections, &mut checks))
         .collect();
-    let instances = crate::ecs::internal::all_instances(cx.store(), &scope, cluster)?;
+    let instances = &cv.instances;
     let daemon = svc.scheduling_strategy == Some(SchedulingStrategy::Daemon);
     let config = &cx.state.config;
     let lost_after = config.lost_instance_grace;
@@ -222,7 +261,7 @@ async fn reconcile_service(
         None
     };
     let mut views = Vec::new();
-    for i in &instances {
+    for i in instances {
         let arn = i
             .value
             .instance
