@@ -1000,12 +1000,13 @@ def test_frozen_agent_is_lost_then_stops_its_replaced_tasks(make_cluster):
 
 
 @pytest.mark.timeout(150)
-def test_unhealthy_task_is_replaced_after_the_grace_period(make_cluster):
-    """A container whose health check starts failing is stopped with ECS's
-    reason and replaced; the grace period holds the verdict back."""
+def test_unhealthy_task_is_replaced_first_after_the_grace_period(make_cluster):
+    """A container whose health check starts failing is replaced first, then
+    stopped with ECS's reason once the replacement is healthy; the grace
+    period holds the verdict back."""
     c = make_cluster(1)
     name = uniq("health")
-    # Healthy while /tmp/ok exists; the file goes away after 4 s.
+    # HEALTHY at the first check (5 s), UNHEALTHY from the second (10 s).
     td = c.ecs.register_task_definition(
         family=uniq("health"),
         containerDefinitions=[{
@@ -1013,29 +1014,36 @@ def test_unhealthy_task_is_replaced_after_the_grace_period(make_cluster):
             "image": "stevedore-test/busybox:latest",
             "memory": 32,
             "stopTimeout": 2,
-            "command": ["sh", "-c", "touch /tmp/ok; sleep 4; rm /tmp/ok; sleep 3600"],
+            "command": ["sh", "-c", "touch /tmp/ok; sleep 7; rm /tmp/ok; sleep 3600"],
             "healthCheck": {"command": ["CMD-SHELL", "test -f /tmp/ok"],
                             "interval": 5, "timeout": 2, "retries": 1, "startPeriod": 0},
         }],
     )["taskDefinition"]["taskDefinitionArn"]
-    grace = 8
+    grace = 12
     c.ecs.create_service(cluster=c.name, serviceName=name, taskDefinition=td, desiredCount=1,
-                         healthCheckGracePeriodSeconds=grace)
+                         healthCheckGracePeriodSeconds=grace,
+                         deploymentConfiguration={"maximumPercent": 200, "minimumHealthyPercent": 100})
     first = c.wait_tasks(name, lambda ts_: len(running(ts_)) == 1, timeout=40, what="one RUNNING task")[0]
-    unhealthy_seen = c.wait_task(first["taskArn"], lambda t: t.get("healthStatus") == "UNHEALTHY",
-                                 timeout=40, what="UNHEALTHY", service=name)
+    c.wait_task(first["taskArn"], lambda t: t.get("healthStatus") == "HEALTHY",
+                timeout=30, what="HEALTHY", service=name)
+    c.wait_task(first["taskArn"], lambda t: t.get("healthStatus") == "UNHEALTHY",
+                timeout=30, what="UNHEALTHY", service=name)
     stopped = c.wait_task(first["taskArn"], lambda t: t["desiredStatus"] == "STOPPED",
-                          timeout=40, what="stopped by the scheduler", service=name)
+                          timeout=60, what="stopped by the scheduler", service=name)
     assert stopped["stoppedReason"] == "Task failed container health checks.", stopped
     assert stopped["stopCode"] == "ServiceSchedulerInitiated", stopped
     # Not before the grace period, counted from when the task started.
     assert ts(stopped["stoppingAt"]) - ts(first["startedAt"]) >= grace - 0.5, (first, stopped)
-    replacement = c.wait_tasks(
-        name, lambda ts_: any(t["taskArn"] != first["taskArn"] and t["lastStatus"] == "RUNNING" for t in ts_),
-        timeout=40, what="a RUNNING replacement")
-    assert unhealthy_seen["healthStatus"] == "UNHEALTHY"
-    assert any("failed container health checks" in m for m in messages(c.svc(name))), c.dump(name)
-    assert replacement
+    # The replacement was already running (and healthy) when it was stopped.
+    others = [t for t in c.started_by(first["startedBy"]) if t["taskArn"] != first["taskArn"]]
+    assert others, c.dump(name)
+    replacement = min(others, key=lambda t: ts(t["createdAt"]))
+    assert replacement.get("startedAt") and ts(replacement["startedAt"]) < ts(stopped["stoppingAt"]), \
+        (replacement, stopped)
+    s = c.svc(name)
+    assert any(f"(task {task_id(first['taskArn'])}) failed container health checks" in m
+               for m in messages(s)), c.dump(name)
+    assert s["deployments"][0]["failedTasks"] >= 1, c.dump(name)
 
 
 # --------------------------------------------------------------------------

@@ -16,6 +16,7 @@ const STOP_MEMORY_MS: i64 = 3600 * 1000;
 /// deployment with the breaker on fails before it is ever throttled.
 pub const THROTTLE_AFTER: u32 = 10;
 const THROTTLE_BASE_MS: i64 = 10_000;
+const HEALTH_REASON: &str = "Task failed container health checks.";
 const THROTTLE_MAX_MS: i64 = 27 * 60 * 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -245,13 +246,27 @@ pub fn reconcile(input: &Input) -> Decision {
                 "Container instance lost: its agent stopped reporting. The service scheduler replaced this task.",
             ));
         } else if cx.unhealthy(t) {
-            doomed.insert(&t.id);
-            unhealthy_ids.push(t.id.as_str());
-            stops.push(stop(t, "Task failed container health checks."));
-            if let Some(d) = st.deployments.iter_mut().find(|d| d.id == t.deployment) {
-                d.failed_tasks += 1;
+            // Counted once, when first seen failing.
+            if !st.accounted.contains_key(&t.id) {
+                if let Some(d) = st.deployments.iter_mut().find(|d| d.id == t.deployment) {
+                    d.failed_tasks += 1;
+                }
+                st.accounted.insert(t.id.clone(), now);
+                st.push_event(
+                    now,
+                    format!(
+                        "(service {}) (task {}) failed container health checks.",
+                        cx.name, t.id
+                    ),
+                );
             }
-            st.accounted.insert(t.id.clone(), now);
+            // A REPLICA service replaces first (plan_replica); a DAEMON task
+            // has no room beside it and goes at once.
+            if spec.daemon {
+                doomed.insert(&t.id);
+                unhealthy_ids.push(t.id.as_str());
+                stops.push(stop(t, HEALTH_REASON));
+            }
         }
     }
     if !lost_ids.is_empty() {
@@ -343,9 +358,17 @@ pub fn reconcile(input: &Input) -> Decision {
         starts = s;
         scheduler_stops = st_;
     } else {
-        let (s, st_, stalled) = plan_replica(&cx, &live, primary.as_ref(), may_start, &mut st);
+        let (s, st_, health_stops, stalled) =
+            plan_replica(&cx, &live, primary.as_ref(), may_start, &mut st);
         starts = s;
         scheduler_stops = st_;
+        if !health_stops.is_empty() {
+            let ids: Vec<&str> = health_stops.iter().map(|t| t.id.as_str()).collect();
+            st.push_event(now, cx.tasks_message("stopped", &ids));
+            for t in &health_stops {
+                stops.push(stop(t, HEALTH_REASON));
+            }
+        }
         desired_count = None;
         if stalled {
             st.push_event(
@@ -657,20 +680,24 @@ fn plan_replica<'t>(
     primary: Option<&DeploymentState>,
     may_start: bool,
     st: &mut ServiceState,
-) -> (Vec<Start>, Vec<&'t TaskView>, bool) {
+) -> ReplicaPlan<'t> {
     let spec = cx.input.spec;
     let desired = spec.desired_count as i64;
     let max_total = desired * spec.maximum_percent as i64 / 100;
     let min_healthy = (desired * spec.minimum_healthy_percent as i64 + 99) / 100;
     let Some(primary) = primary else {
-        return (Vec::new(), Vec::new(), false);
+        return (Vec::new(), Vec::new(), Vec::new(), false);
     };
     let frozen = primary.rollout == Rollout::Failed && primary.stop_requested.is_none();
-    // Tasks that will stay: the primary's on ACTIVE instances.
+    // Tasks that will stay: the primary's on ACTIVE instances, passing
+    // their health checks. Failing ones are replaced first (ECS since
+    // 2023) and stopped below.
     let (keep, obsolete): (Vec<&TaskView>, Vec<&TaskView>) = live
         .iter()
         .copied()
         .partition(|t| t.deployment == primary.id && !cx.on_draining(t));
+    let (failing, keep): (Vec<&TaskView>, Vec<&TaskView>) =
+        keep.into_iter().partition(|t| cx.unhealthy(t));
     let mut stops: Vec<&TaskView> = Vec::new();
 
     // Scale-in: surplus primary tasks, never protected ones; the ones not
@@ -747,6 +774,16 @@ fn plan_replica<'t>(
             obsolete_stops += 1;
         }
     }
+    // Failing tasks go once their replacements are healthy; when
+    // maximumPercent leaves no room for a replacement, one at a time.
+    let mut health_stops = Vec::new();
+    let keep_healthy = keep_left.iter().filter(|t| cx.healthy(t)).count() as i64;
+    let settling = keep_left.iter().any(|t| !cx.healthy(t));
+    if keep_healthy >= desired {
+        health_stops = failing.clone();
+    } else if start_n == 0 && !settling {
+        health_stops.extend(failing.first().copied());
+    }
     let mut starts = Vec::new();
     if start_n > 0 {
         starts.push(Start {
@@ -765,9 +802,13 @@ fn plan_replica<'t>(
         && start_n == 0
         && obsolete_stops == 0
         && stops.is_empty()
+        && health_stops.is_empty()
         && !in_flight;
-    (starts, stops, stalled)
+    (starts, stops, health_stops, stalled)
 }
+
+/// (starts, scheduler stops, stops for failing health checks, stalled).
+type ReplicaPlan<'t> = (Vec<Start>, Vec<&'t TaskView>, Vec<&'t TaskView>, bool);
 
 /// DAEMON: one primary task on every eligible ACTIVE instance.
 /// Returns (desired count, starts, stops).

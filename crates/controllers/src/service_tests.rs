@@ -413,10 +413,11 @@ fn scale_in_spares_protected_tasks() {
 }
 
 #[test]
-fn unhealthy_tasks_are_replaced_after_the_grace_period() {
+fn unhealthy_tasks_are_replaced_first_after_the_grace_period() {
     let mut w = World::new(1, 100, 200);
     w.spec.grace_period_ms = 5000;
     w.run_until_steady(5);
+    let sick = w.tasks[0].id.clone();
     {
         let t = &mut w.tasks[0];
         t.has_health_check = true;
@@ -424,12 +425,47 @@ fn unhealthy_tasks_are_replaced_after_the_grace_period() {
     }
     let started = w.tasks[0].started_at.unwrap();
     w.now = started + 1000;
-    assert!(w.decide().stops.is_empty(), "inside the grace period");
+    let d = w.decide();
+    assert!(
+        d.stops.is_empty() && d.starts.is_empty(),
+        "inside the grace period"
+    );
     w.now = started + 6000;
     let d = w.decide();
-    assert_eq!(d.stops.len(), 1);
-    assert_eq!(d.stops[0].reason, "Task failed container health checks.");
+    // The replacement starts; the failing task keeps running meanwhile.
+    assert!(d.stops.is_empty(), "{:?}", d.stops);
+    assert_eq!(d.starts.iter().map(|s| s.count).sum::<u32>(), 1);
     assert_eq!(d.state.primary().unwrap().failed_tasks, 1);
+    w.apply(&d);
+    // The replacement runs (healthy at once here): now the failing one
+    // goes, counted once however long it failed.
+    let mut stopped = None;
+    for _ in 0..3 {
+        let d = w.step();
+        assert_eq!(d.state.primary().unwrap().failed_tasks, 1);
+        if let Some(s) = d.stops.first() {
+            stopped = Some(s.clone());
+            break;
+        }
+    }
+    let s = stopped.expect("failing task stopped");
+    assert_eq!(s.task_id, sick);
+    assert_eq!(s.reason, "Task failed container health checks.");
+    w.run_until_steady(5);
+    assert_eq!(w.live().len(), 1);
+}
+
+#[test]
+fn unhealthy_tasks_go_one_at_a_time_without_room() {
+    let mut w = World::new(2, 50, 100);
+    w.run_until_steady(5);
+    for t in w.tasks.iter_mut() {
+        t.has_health_check = true;
+        t.health = Health::Unhealthy;
+    }
+    let d = w.decide();
+    assert!(d.starts.is_empty());
+    assert_eq!(d.stops.len(), 1, "one at a time: {:?}", d.stops);
 }
 
 #[test]
