@@ -334,11 +334,12 @@ async fn apply_stops(cx: &Cx, cluster: &str, d: &Decision) -> ApiResult<()> {
             if t.desired_status.as_deref() == Some("STOPPED") {
                 break;
             }
-            t.desired_status = Some("STOPPED".into());
-            t.stopped_reason = Some(s.reason.clone());
-            t.stop_code = Some(TaskStopCode::ServiceSchedulerInitiated);
-            t.stopping_at = Some(cx.now);
-            t.version = Some(t.version.unwrap_or(0) + 1);
+            crate::ecs::internal::request_stop(
+                &mut t,
+                s.reason.clone(),
+                TaskStopCode::ServiceSchedulerInitiated,
+                cx.now,
+            );
             if db::commit(
                 cx.store(),
                 vec![db::unchanged(&key, v.mod_revision)],

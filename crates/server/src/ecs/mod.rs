@@ -18,7 +18,7 @@ pub(crate) mod internal {
     pub(crate) use super::instances::{load_instance as load_instance_record, InstanceRecord};
     pub(crate) use super::task_definitions::resolve as resolve_task_definition;
     pub(crate) use super::tasks::{
-        fits_constraints, launch, prepare, task_id, tasks_in_cluster, Launch,
+        fits_constraints, launch, prepare, request_stop, task_id, tasks_in_cluster, Launch,
     };
 }
 

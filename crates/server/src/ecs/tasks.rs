@@ -783,6 +783,21 @@ pub async fn start_task(cx: Cx, req: StartTaskRequest) -> ApiResult<StartTaskRes
     })
 }
 
+/// Records the intent to stop: the agent acts on `desiredStatus`; the
+/// reason and code are what DescribeTasks shows once it is STOPPED.
+pub(crate) fn request_stop(
+    t: &mut Task,
+    reason: String,
+    code: TaskStopCode,
+    now: stevedore_api::Timestamp,
+) {
+    t.desired_status = Some("STOPPED".into());
+    t.stopped_reason = Some(reason);
+    t.stop_code = Some(code);
+    t.stopping_at = Some(now);
+    t.version = Some(t.version.unwrap_or(0) + 1);
+}
+
 pub async fn stop_task(cx: Cx, req: StopTaskRequest) -> ApiResult<StopTaskResponse> {
     let cluster = load_active(&cx, req.cluster.as_deref())?.value;
     let cluster_name = cluster.cluster_name.clone().unwrap_or_default();
@@ -803,15 +818,14 @@ pub async fn stop_task(cx: Cx, req: StopTaskRequest) -> ApiResult<StopTaskRespon
                 task: Some(view(&t, false)),
             });
         }
-        t.desired_status = Some("STOPPED".into());
-        t.stopped_reason = Some(
+        request_stop(
+            &mut t,
             req.reason
                 .clone()
                 .unwrap_or_else(|| "Task stopped by user".into()),
+            TaskStopCode::UserInitiated,
+            cx.now,
         );
-        t.stop_code = Some(TaskStopCode::UserInitiated);
-        t.stopping_at = Some(cx.now);
-        t.version = Some(t.version.unwrap_or(0) + 1);
         if db::commit(
             cx.store(),
             vec![db::unchanged(&key, v.mod_revision)],
