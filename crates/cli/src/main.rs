@@ -14,7 +14,10 @@ use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
-use stevedore_server::config::{DEFAULT_ACCOUNT_ID, DEFAULT_LISTEN, DEFAULT_REGION};
+use stevedore_server::config::{
+    DEFAULT_ACCOUNT_ID, DEFAULT_AGENT_DISCONNECT_AFTER, DEFAULT_LISTEN,
+    DEFAULT_LOST_INSTANCE_GRACE, DEFAULT_REGION, DEFAULT_TASK_HEALTHY_AFTER,
+};
 use stevedore_server::ServerConfig;
 
 #[derive(Parser)]
@@ -87,13 +90,13 @@ struct ServerArgs {
     #[arg(long)]
     accept_any_credentials: bool,
     /// Seconds without a poll or report before an agent counts as disconnected.
-    #[arg(long, default_value_t = 10, env = "STEVEDORE_AGENT_DISCONNECT_AFTER")]
+    #[arg(long, default_value_t = DEFAULT_AGENT_DISCONNECT_AFTER.as_secs(), env = "STEVEDORE_AGENT_DISCONNECT_AFTER")]
     agent_disconnect_after: u64,
     /// Further seconds disconnected before its service tasks are replaced elsewhere.
-    #[arg(long, default_value_t = 20, env = "STEVEDORE_LOST_INSTANCE_GRACE")]
+    #[arg(long, default_value_t = DEFAULT_LOST_INSTANCE_GRACE.as_secs(), env = "STEVEDORE_LOST_INSTANCE_GRACE")]
     lost_instance_grace: u64,
     /// Seconds a RUNNING task without health checks must run to count as healthy (ECS: 40).
-    #[arg(long, default_value_t = 40, env = "STEVEDORE_TASK_HEALTHY_AFTER")]
+    #[arg(long, default_value_t = DEFAULT_TASK_HEALTHY_AFTER.as_secs(), env = "STEVEDORE_TASK_HEALTHY_AFTER")]
     task_healthy_after: u64,
 }
 

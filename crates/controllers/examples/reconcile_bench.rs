@@ -69,7 +69,6 @@ fn main() {
             state.accounted.insert(id.clone(), now - 1000);
         }
         tasks.push(TaskView {
-            arn: format!("arn:task/{id}"),
             id,
             deployment: if i % 2 == 0 { "ecs-svc/1" } else { "ecs-svc/2" }.into(),
             instance: format!("arn:instance/{}", i % m),

@@ -30,7 +30,6 @@ pub enum Health {
 #[derive(Debug, Clone)]
 pub struct TaskView {
     pub id: String,
-    pub arn: String,
     /// The deployment that started it (`startedBy`).
     pub deployment: String,
     pub instance: String,
@@ -111,7 +110,6 @@ pub struct Start {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stop {
-    pub task_arn: String,
     pub task_id: String,
     pub reason: String,
 }
@@ -487,7 +485,6 @@ fn primary_id_for_reason(p: Option<&DeploymentState>) -> String {
 
 fn stop(t: &TaskView, reason: &str) -> Stop {
     Stop {
-        task_arn: t.arn.clone(),
         task_id: t.id.clone(),
         reason: reason.to_string(),
     }

@@ -150,7 +150,6 @@ impl World {
                 });
                 self.tasks.push(TaskView {
                     id: format!("t{}", self.next),
-                    arn: format!("arn:t{}", self.next),
                     deployment: s.deployment.clone(),
                     instance: inst,
                     last_status: "PENDING".into(),

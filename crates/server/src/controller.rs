@@ -69,7 +69,7 @@ fn internal_cx(state: &Arc<AppState>, scope: &Scope) -> Cx {
             admin: false,
         }),
         now: Timestamp::now(),
-        internal: true,
+        allow_inactive_task_definition: true,
     }
 }
 
@@ -188,7 +188,6 @@ fn task_view(
         p.protection_enabled == Some(true) && p.expiration_date.is_none_or(|e| e.as_millis() > now)
     });
     TaskView {
-        arn: t.task_arn.clone().unwrap_or_default(),
         deployment: t.started_by.clone().unwrap_or_default(),
         instance: t.container_instance_arn.clone().unwrap_or_default(),
         last_status: t.last_status.clone().unwrap_or_default(),
@@ -439,11 +438,16 @@ async fn apply_starts(
     let mut started: Vec<String> = Vec::new();
     let mut failures: Vec<Failure> = Vec::new();
     let mut errors: Vec<String> = Vec::new();
+    // DAEMON starts come one per instance; validate each deployment once.
+    let mut launches: HashMap<String, ApiResult<crate::ecs::internal::Launch>> = HashMap::new();
     for s in d.starts.clone() {
-        let Some(dep) = d.state.deployment(&s.deployment).cloned() else {
+        let Some(dep) = d.state.deployment(&s.deployment) else {
             continue;
         };
-        let launch = match prepare_launch(cx, cluster, svc, &dep) {
+        let launch = launches
+            .entry(s.deployment.clone())
+            .or_insert_with(|| prepare_launch(cx, cluster, svc, dep));
+        let launch = match launch {
             Ok(l) => l,
             Err(e) => {
                 errors.push(e.message.clone());
@@ -451,7 +455,7 @@ async fn apply_starts(
             }
         };
         let only = s.instance.clone().map(|i| vec![i]);
-        match crate::ecs::internal::launch(cx, &launch, s.count as usize, only.as_deref(), None)
+        match crate::ecs::internal::launch(cx, launch, s.count as usize, only.as_deref(), None)
             .await
         {
             Ok((tasks, fails)) => {

@@ -7,10 +7,6 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-/// An agent is connected while a poll is open or its last poll ended less
-/// than this long ago.
-pub const DEFAULT_DISCONNECT_AFTER: Duration = Duration::from_secs(10);
-
 #[derive(Default)]
 struct Entry {
     open_polls: u32,

@@ -221,7 +221,7 @@ async fn process(
         state: state.clone(),
         caller: Arc::new(caller.0),
         now: Timestamp::now(),
-        internal: false,
+        allow_inactive_task_definition: false,
     };
     let service = caller.1;
     if prefix == stevedore_api::ecs::TARGET_PREFIX {

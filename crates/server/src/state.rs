@@ -34,9 +34,11 @@ pub struct Cx {
     pub state: Arc<AppState>,
     pub caller: Arc<Caller>,
     pub now: Timestamp,
-    /// A call made by a controller on behalf of a resource (a service
-    /// starting its tasks), not by a client.
-    pub internal: bool,
+    /// Launches may use a task definition deregistered after it was
+    /// chosen: the service controller running a deployment's revision, and
+    /// UpdateService keeping the current one, as ECS allows. RunTask,
+    /// StartTask and a newly named revision need an ACTIVE one.
+    pub allow_inactive_task_definition: bool,
 }
 
 impl Cx {

@@ -280,9 +280,7 @@ pub(crate) fn prepare(
         definition: td,
         tags: td_tags,
     } = td_rec.value;
-    // A service keeps running a revision deregistered after it started,
-    // as ECS does; new RunTask/StartTask calls need an ACTIVE one.
-    if td.status != Some(TaskDefinitionStatus::Active) && !cx.internal {
+    if td.status != Some(TaskDefinitionStatus::Active) && !cx.allow_inactive_task_definition {
         return Err(ApiError::client(format!(
             "TaskDefinition {} is inactive and cannot be used to start tasks.",
             td.task_definition_arn.as_deref().unwrap_or(task_definition)

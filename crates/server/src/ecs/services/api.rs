@@ -382,7 +382,7 @@ pub async fn update_service(cx: Cx, req: UpdateServiceRequest) -> ApiResult<Upda
             // Keeping the current revision works even if it was
             // deregistered since, as in ECS; naming one needs it ACTIVE.
             let mut vcx = cx.clone();
-            vcx.internal = req.task_definition.is_none();
+            vcx.allow_inactive_task_definition = req.task_definition.is_none();
             let r = resolve_revision(
                 &vcx,
                 Some(&cluster_name),

@@ -5,8 +5,8 @@
 
 use super::record::{self, ServiceRecord};
 use super::{
-    breaker_threshold, cluster_name_for, config_with_defaults, load_service, ms, revision_counts,
-    service_tasks, RevisionConfig,
+    cluster_name_for, config_with_defaults, load_service, ms, revision_counts, service_tasks,
+    RevisionConfig,
 };
 use crate::db::{self, Versioned};
 use crate::ecs::clusters::load_any;
@@ -40,6 +40,28 @@ impl Cache {
             self.services.insert(k.clone(), v);
         }
         Ok(self.services.get(&k).and_then(|v| v.as_ref()))
+    }
+
+    /// The service and deployment a `service-deployment` or
+    /// `service-revision` ARN (`kind`) names, with the service's cluster.
+    fn deployment(
+        &mut self,
+        cx: &Cx,
+        kind: &str,
+        arn: &str,
+    ) -> ApiResult<Option<(String, ServiceRecord, DeploymentState)>> {
+        let Some((cluster, name, id)) = record::parse_revision_arn(cx.scope(), kind, arn) else {
+            return Ok(None);
+        };
+        let Some(rec) = self.service(cx, &cluster, &name)? else {
+            return Ok(None);
+        };
+        let rec = rec.value.clone();
+        Ok(rec
+            .controller
+            .deployment(&id)
+            .cloned()
+            .map(|d| (cluster, rec, d)))
     }
 
     fn tasks(&mut self, cx: &Cx, cluster: &str) -> ApiResult<&[Versioned<Task>]> {
@@ -199,7 +221,9 @@ fn describe_one(
                 breaker_status,
             )),
             failure_count: Some(d.failed_tasks as i32),
-            threshold: Some(breaker_threshold(rec.service.desired_count.unwrap_or(0))),
+            threshold: Some(stevedore_controllers::service::breaker_threshold(
+                rec.service.desired_count.unwrap_or(0).max(0) as u32,
+            ) as i32),
         }),
         alarms: Some(ServiceDeploymentAlarms {
             status: Some(ServiceDeploymentRollbackMonitorsStatus::Disabled),
@@ -229,11 +253,7 @@ fn check_count(n: usize, what: &str) -> ApiResult<()> {
 }
 
 fn missing(arn: &str) -> Failure {
-    Failure {
-        arn: Some(arn.to_string()),
-        reason: Some("MISSING".into()),
-        detail: None,
-    }
+    crate::ecs::missing(arn, |a| a.to_string())
 }
 
 pub async fn describe_service_deployments(
@@ -247,20 +267,7 @@ pub async fn describe_service_deployments(
     let mut out = Vec::new();
     let mut failures = Vec::new();
     for arn in &arns {
-        let Some((cluster, name, id)) =
-            record::parse_revision_arn(&scope, "service-deployment", arn)
-        else {
-            failures.push(missing(arn));
-            continue;
-        };
-        let Some(rec) = cache
-            .service(&cx, &cluster, &name)?
-            .map(|v| v.value.clone())
-        else {
-            failures.push(missing(arn));
-            continue;
-        };
-        let Some(d) = rec.controller.deployment(&id).cloned() else {
+        let Some((cluster, rec, d)) = cache.deployment(&cx, "service-deployment", arn)? else {
             failures.push(missing(arn));
             continue;
         };
@@ -284,23 +291,11 @@ pub async fn describe_service_revisions(
     let mut out = Vec::new();
     let mut failures = Vec::new();
     for arn in &arns {
-        let Some((cluster, name, id)) = record::parse_revision_arn(&scope, "service-revision", arn)
-        else {
+        let Some((_, rec, d)) = cache.deployment(&cx, "service-revision", arn)? else {
             failures.push(missing(arn));
             continue;
         };
-        let Some(rec) = cache
-            .service(&cx, &cluster, &name)?
-            .map(|v| v.value.clone())
-        else {
-            failures.push(missing(arn));
-            continue;
-        };
-        let Some(d) = rec.controller.deployment(&id) else {
-            failures.push(missing(arn));
-            continue;
-        };
-        let cfg = RevisionConfig::of(d);
+        let cfg = RevisionConfig::of(&d);
         let images = resolve(cx.store(), &scope, &d.task_definition)?
             .map(|(_, v)| {
                 v.value

@@ -97,12 +97,6 @@ pub(crate) fn is_replica(s: &Service) -> bool {
     !matches!(s.scheduling_strategy, Some(SchedulingStrategy::Daemon))
 }
 
-/// The circuit-breaker failure threshold ECS uses for a desired count.
-pub(crate) fn breaker_threshold(desired: i32) -> i32 {
-    let half = (desired.max(0) + 1) / 2;
-    half.clamp(10, 200)
-}
-
 /// `deploymentConfiguration` as DescribeServices shows it: every default
 /// filled in.
 pub(crate) fn config_with_defaults(s: &Service) -> DeploymentConfiguration {
@@ -575,12 +569,5 @@ mod tests {
                 rollback: true
             })
         );
-    }
-
-    #[test]
-    fn breaker_threshold_is_clamped() {
-        assert_eq!(breaker_threshold(0), 10);
-        assert_eq!(breaker_threshold(25), 13);
-        assert_eq!(breaker_threshold(1000), 200);
     }
 }
