@@ -749,7 +749,7 @@ async fn execute(action: Action, rt: Arc<dyn ContainerRuntime>, tx: &mpsc::Unbou
                 Some(id) => id,
                 None => match rt.create(&spec).await {
                     Ok(id) => id,
-                    Err(e) if e.to_string().contains("already in use") => {
+                    Err(e @ RuntimeError::NameInUse(_)) => {
                         // Created before a crash: adopt it, never duplicate.
                         match rt.inspect(&spec.name).await {
                             Ok(s)

@@ -250,12 +250,20 @@ impl DockerRuntime {
             Ok(created) => Ok(created.id),
             Err(e) => Err(match unavailable(&e) {
                 Some(u) => u,
-                None => RuntimeError::CannotCreate(format!(
-                    "container {} (image {}): {}",
-                    spec.name,
-                    spec.image,
-                    docker_message(&e)
-                )),
+                None => {
+                    let message = format!(
+                        "container {} (image {}): {}",
+                        spec.name,
+                        spec.image,
+                        docker_message(&e)
+                    );
+                    // Create's only 409 is "the container name is already in use".
+                    if status_of(&e) == Some(409) {
+                        RuntimeError::NameInUse(message)
+                    } else {
+                        RuntimeError::CannotCreate(message)
+                    }
+                }
             }),
         }
     }

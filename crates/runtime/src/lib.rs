@@ -372,6 +372,12 @@ pub enum RuntimeError {
     CannotPull(String),
     #[error("CannotCreateContainerError: {0}")]
     CannotCreate(String),
+    /// Creating failed because a container with the name already exists
+    /// (Docker's 409). Its own variant so a restarted agent can adopt the
+    /// container it created before a crash; the reason it reports is the
+    /// same as any other create failure.
+    #[error("CannotCreateContainerError: {0}")]
+    NameInUse(String),
     #[error("CannotStartContainerError: {0}")]
     CannotStart(String),
     #[error("CannotStopContainerError: {0}")]

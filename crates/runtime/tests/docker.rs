@@ -252,7 +252,12 @@ async fn exit_code_and_create_errors() {
 
     // Same name twice.
     let dup = rt.create(&t.spec("exit7", &["true"])).await;
-    assert!(matches!(dup, Err(RuntimeError::CannotCreate(_))), "{dup:?}");
+    assert!(matches!(dup, Err(RuntimeError::NameInUse(_))), "{dup:?}");
+    // The reason a task reports is still the ECS create error.
+    assert!(dup
+        .unwrap_err()
+        .to_string()
+        .starts_with("CannotCreateContainerError: "));
     // A command that does not exist fails at start, with Docker's error.
     let bad = rt
         .create(&t.spec("nocmd", &["/no/such/binary"]))
