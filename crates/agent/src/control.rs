@@ -46,8 +46,44 @@ impl ControlError {
         match self {
             ControlError::Transport(_) | ControlError::Protocol(_) => true,
             ControlError::Service { status, code, .. } => {
-                *status >= 500 || *status == 429 || code.contains("Throttl")
+                *status >= 500 || *status == 429 || ErrorClass::of(code) == ErrorClass::Throttling
             }
+        }
+    }
+}
+
+/// What an AWS error code means for a caller deciding whether to retry,
+/// decided on the whole code, never on a substring or on the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The server is shedding load; the same call later may succeed.
+    Throttling,
+    /// Any other code: an answer about the request itself.
+    Other,
+}
+
+impl ErrorClass {
+    /// Classifies `code` (the `__type` without its `:namespace` suffix).
+    /// The throttling codes are the ones AWS SDKs retry as throttling
+    /// (botocore's `_retry.json`), so a server answering with any of them
+    /// is treated the way the CLI would treat it.
+    pub fn of(code: &str) -> Self {
+        match code {
+            "Throttling"
+            | "ThrottlingException"
+            | "ThrottledException"
+            | "RequestThrottledException"
+            | "TooManyRequestsException"
+            | "ProvisionedThroughputExceededException"
+            | "TransactionInProgressException"
+            | "RequestLimitExceeded"
+            | "BandwidthLimitExceeded"
+            | "LimitExceededException"
+            | "RequestThrottled"
+            | "SlowDown"
+            | "PriorRequestNotComplete"
+            | "EC2ThrottledException" => ErrorClass::Throttling,
+            _ => ErrorClass::Other,
         }
     }
 }
@@ -301,6 +337,32 @@ mod tests {
         assert!(matches!(&e, ControlError::Service { code, .. } if code == "ThrottlingException"));
         assert!(e.is_retryable());
         assert!(ControlError::Transport("x".into()).is_retryable());
+    }
+
+    /// Throttling is recognised by the whole code: a code that merely
+    /// contains the word is an ordinary client error.
+    #[test]
+    fn throttling_is_classified_by_code() {
+        assert_eq!(
+            ErrorClass::of("ThrottlingException"),
+            ErrorClass::Throttling
+        );
+        assert_eq!(
+            ErrorClass::of("TooManyRequestsException"),
+            ErrorClass::Throttling
+        );
+        assert_eq!(
+            ErrorClass::of("NotThrottledYetException"),
+            ErrorClass::Other
+        );
+        assert_eq!(ErrorClass::of("ClientException"), ErrorClass::Other);
+        let e = parse_error(
+            400,
+            br#"{"__type":"NotThrottledYetException","message":"Throttled"}"#,
+        );
+        assert!(!e.is_retryable());
+        let e = parse_error(400, br#"{"__type":"RequestLimitExceeded","message":"x"}"#);
+        assert!(e.is_retryable());
     }
 
     /// One request against a throwaway TCP server: the request is signed,
