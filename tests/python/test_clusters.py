@@ -255,12 +255,9 @@ def test_delete_cluster_goes_inactive(ecs):
     out = ecs.describe_clusters(clusters=[name])
     assert [(c["clusterArn"], c["status"]) for c in out["clusters"]] == [(arn, "INACTIVE")]
 
-    # Deleting again: ECS either answers with the INACTIVE cluster or ClusterNotFoundException.
-    try:
-        again = ecs.delete_cluster(cluster=arn)["cluster"]
-        assert again["status"] == "INACTIVE"
-    except ecs.exceptions.ClusterNotFoundException:
-        pass
+    # Deleting again answers with the INACTIVE cluster (as the README promises).
+    again = ecs.delete_cluster(cluster=arn)["cluster"]
+    assert (again["clusterArn"], again["status"]) == (arn, "INACTIVE")
     out = ecs.describe_clusters(clusters=[arn])
     assert [(c["clusterArn"], c["status"]) for c in out["clusters"]] == [(arn, "INACTIVE")]
 

@@ -313,8 +313,8 @@ def test_update_scale_vs_new_deployment(ecs, cluster, td):
 
 def test_delete(ecs, cluster, td):
     svc = create(ecs, cluster, td, desiredCount=2)
-    expect_error(ecs.delete_service, "InvalidParameterException", contains=["scaled above 0"],
-                 cluster=cluster, service=svc["serviceName"])
+    err = expect_error(ecs.delete_service, "InvalidParameterException", cluster=cluster, service=svc["serviceName"])
+    assert err["Message"] == "The service cannot be stopped while it is scaled above 0.", err
     out = ecs.delete_service(cluster=cluster, service=svc["serviceName"], force=True)["service"]
     assert out["status"] == "DRAINING" and out["desiredCount"] == 0
     expect_error(ecs.update_service, "ServiceNotActiveException", cluster=cluster,
@@ -495,7 +495,8 @@ def test_protection_and_rollback_with_an_agent(agent_cluster):
     ecs = c.ecs
     name = uniq("prot")
     td1 = c.register(uniq("p1"))
-    td2 = c.register(uniq("p2"), version="2")
+    # :2 can never be pulled, so its rollout cannot complete before we stop it below.
+    td2 = c.register(uniq("p2"), version="2", image="stevedore-test/does-not-exist:1")
     ecs.create_service(cluster=c.name, serviceName=name, taskDefinition=td1, desiredCount=1)
     c.wait_stable(name)
     (task,) = ecs.list_tasks(cluster=c.name, serviceName=name)["taskArns"]
@@ -523,15 +524,10 @@ def test_protection_and_rollback_with_an_agent(agent_cluster):
     # With a completed deployment behind it, a new deployment can be rolled back.
     ecs.update_service(cluster=c.name, service=name, taskDefinition=td2)
     dep = ecs.list_service_deployments(cluster=c.name, service=name)["serviceDeployments"][0]
-    try:
-        ecs.stop_service_deployment(serviceDeploymentArn=dep["serviceDeploymentArn"])
-    except ecs.exceptions.ClientError as e:
-        # The controller may already have finished the rollout.
-        assert e.response["Error"]["Code"] == "ConflictException", e.response
-        return
+    ecs.stop_service_deployment(serviceDeploymentArn=dep["serviceDeploymentArn"])
     got = ecs.describe_service_deployments(serviceDeploymentArns=[dep["serviceDeploymentArn"]])
     assert got["serviceDeployments"][0]["status"] in (
-        "ROLLBACK_REQUESTED", "ROLLBACK_IN_PROGRESS", "ROLLBACK_SUCCESSFUL", "STOPPED")
+        "ROLLBACK_REQUESTED", "ROLLBACK_IN_PROGRESS", "ROLLBACK_SUCCESSFUL"), got
 
 
 def test_force_new_deployment_keeps_a_deregistered_revision(ecs, cluster, td):

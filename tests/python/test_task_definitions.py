@@ -330,6 +330,23 @@ def test_list_task_definitions_filters_and_sort(ecs):
     assert ecs.list_task_definitions(familyPrefix=family, status="INACTIVE")["taskDefinitionArns"] == [arns[1]]
 
 
+def test_deregister_needs_a_revision(ecs):
+    family = uniq("norev")
+    register(ecs, family)
+    err = expect_error(ecs.deregister_task_definition, "ClientException", taskDefinition=family)
+    assert err["Message"] == "Revision is missing.", err
+    assert ecs.describe_task_definition(taskDefinition=f"{family}:1")["taskDefinition"]["status"] == "ACTIVE"
+
+
+def test_list_task_definitions_family_prefix_is_the_whole_family(ecs):
+    # Unlike ListTaskDefinitionFamilies, ECS matches familyPrefix here as the full family name.
+    family = uniq("whole")
+    own = register(ecs, family)["taskDefinitionArn"]
+    register(ecs, f"{family}x")
+    assert ecs.list_task_definitions(familyPrefix=family)["taskDefinitionArns"] == [own]
+    assert ecs.list_task_definitions(familyPrefix=family[:-1])["taskDefinitionArns"] == []
+
+
 def test_list_task_definitions_sorts_families_lexicographically(ecs):
     prefix = uniq("lex")
     fam_b, fam_a = f"{prefix}-b", f"{prefix}-a"

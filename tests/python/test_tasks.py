@@ -149,10 +149,9 @@ def test_stop_task_sigterm_then_sigkill(ecs):
     b = run_one(ecs, polite)
     wait_status(ecs, "default", a["taskArn"], "RUNNING")
     wait_status(ecs, "default", b["taskArn"], "RUNNING")
-    t0 = time.monotonic()
     stopped = ecs.stop_task(cluster="default", task=a["taskArn"], reason="rollback")["task"]
-    assert time.monotonic() - t0 < 2, "StopTask must return at once"
-    assert stopped["desiredStatus"] == "STOPPED"
+    # StopTask answers at once, not after the 3 s stopTimeout it set in motion.
+    assert stopped["desiredStatus"] == "STOPPED" and stopped["lastStatus"] != "STOPPED", stopped
     ecs.stop_task(cluster="default", task=b["taskArn"])
     done_b = wait_status(ecs, "default", b["taskArn"], "STOPPED", timeout=20)
     done_a = wait_status(ecs, "default", a["taskArn"], "STOPPED", timeout=30)
@@ -446,3 +445,33 @@ def test_awslogs_output_reaches_cloudwatch_logs(up, ecs):
                          check=True).stdout
     assert [e["message"] for e in json.loads(out)["events"] if e["message"].startswith("line-")] == [
         "line-1", "line-2", "line-3"]
+
+
+def test_empty_role_strings_mean_no_role(up, ecs, tmp_path):
+    """Deployment tools that copy a definition send "" for the roles it never had."""
+    from services_harness import aws_cli
+
+    base = {"containerDefinitions": [{"name": "app", "image": IMAGE, "memory": 64, "stopTimeout": 2,
+                                      "command": ["sleep", "3600"]}],
+            "taskRoleArn": "", "executionRoleArn": ""}
+    via_boto = ecs.register_task_definition(family=uniq("emptyrole"), **base)["taskDefinition"]
+    spec = tmp_path / "td.json"
+    spec.write_text(json.dumps({"family": uniq("emptyrole-cli"), **base}))
+    cli = aws_cli(up, tmp_path, "register-task-definition", "--cli-input-json", f"file://{spec}", "--output", "json")
+    assert cli.returncode == 0, cli.stderr
+    via_cli = json.loads(cli.stdout)["taskDefinition"]
+
+    for td in (via_boto, via_cli):
+        arn = td["taskDefinitionArn"]
+        described = ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
+        assert "taskRoleArn" not in described and "executionRoleArn" not in described, described
+        task = run_one(ecs, arn)
+        wait_status(ecs, "default", task["taskArn"], "RUNNING", timeout=120)
+        ecs.stop_task(cluster="default", task=task["taskArn"])
+
+    name = uniq("emptyrole-svc")
+    first = register(ecs, [{"name": "app", "command": ["sleep", "3600"]}])
+    ecs.create_service(cluster="default", serviceName=name, taskDefinition=first, desiredCount=0)
+    updated = ecs.update_service(cluster="default", service=name, taskDefinition=via_cli["taskDefinitionArn"])
+    assert updated["service"]["taskDefinition"] == via_cli["taskDefinitionArn"]
+    ecs.delete_service(cluster="default", service=name, force=True)

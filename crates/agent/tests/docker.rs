@@ -160,7 +160,8 @@ async fn stop_task_sends_sigterm_then_sigkill() {
         took >= Duration::from_secs(3),
         "SIGKILL came before the 3 s stopTimeout: {took:?}"
     );
-    assert!(took < Duration::from_secs(10), "stop took {took:?}");
+    // No upper bound on `took`: wait_status's own bound catches a stop that
+    // never ends, and a wall-clock ceiling only flakes on a loaded machine.
     // The graceful container did not wait for the stubborn one's timeout.
     let g = docker_inspect(find(&t, "graceful").runtime_id.as_deref().unwrap());
     let s = docker_inspect(find(&t, "stubborn").runtime_id.as_deref().unwrap());

@@ -75,8 +75,15 @@ pub(crate) fn resolve(
 
 pub async fn register(
     cx: Cx,
-    req: RegisterTaskDefinitionRequest,
+    mut req: RegisterTaskDefinitionRequest,
 ) -> ApiResult<RegisterTaskDefinitionResponse> {
+    // Deployment tools that copy a definition send "" for a role it never
+    // had; ECS reads that as no role and does not echo it back.
+    for role in [&mut req.task_role_arn, &mut req.execution_role_arn] {
+        if role.as_deref() == Some("") {
+            *role = None;
+        }
+    }
     let sizes = taskdef::validate(&req)?;
     let tags = tag_rules::validate(req.tags.as_deref().unwrap_or_default())?;
     let scope = cx.scope().clone();
@@ -147,10 +154,12 @@ pub async fn list(
     let limit = db::max_results(req.max_results, 100, 100)?;
     let status = req.status.clone().unwrap_or(TaskDefinitionStatus::Active);
     let reverse = matches!(req.sort, Some(SortOrder::Desc));
-    let mut prefix = keys::task_definitions_prefix(cx.scope());
-    if let Some(p) = &req.family_prefix {
-        prefix.push_str(p);
-    }
+    // Despite its name, ECS matches `familyPrefix` as the whole family:
+    // `web` lists web:N but not webx:N (a prefix only in ListTaskDefinitionFamilies).
+    let prefix = match &req.family_prefix {
+        Some(family) => keys::task_definition_family_prefix(cx.scope(), family),
+        None => keys::task_definitions_prefix(cx.scope()),
+    };
     let page = db::page(
         cx.store(),
         &prefix,
@@ -215,9 +224,8 @@ pub async fn list_families(
 
 fn require_revision(scope: &Scope, given: &str) -> ApiResult<()> {
     match task_definition_ref(scope, given) {
-        TaskDefRef::Family(_) => Err(ApiError::client(format!(
-            "'{given}' names no revision: give family:revision or the full task definition ARN."
-        ))),
+        // ECS's own fixed answer for a bare family here.
+        TaskDefRef::Family(_) => Err(ApiError::client("Revision is missing.")),
         _ => Ok(()),
     }
 }

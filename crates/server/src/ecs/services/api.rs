@@ -465,8 +465,9 @@ pub async fn delete_service(cx: Cx, req: DeleteServiceRequest) -> ApiResult<Dele
             && rec.service.desired_count.unwrap_or(0) > 0
             && req.force != Some(true)
         {
+            // ECS's fixed wording (the remedy: desiredCount 0 first, or force).
             return Err(ApiError::invalid(
-                "The service cannot be stopped while it is scaled above 0. Set desiredCount to 0 with UpdateService first, or delete with force=true.",
+                "The service cannot be stopped while it is scaled above 0.",
             ));
         }
         rec.service.status = Some("DRAINING".into());
