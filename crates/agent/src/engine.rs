@@ -16,11 +16,11 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use stevedore_api::agent::{
-    AssignedTask, ObservedTask, PollTasksResponse, ReportTaskStatesRequest,
+    AssignedTask, ObservedTask, PollTasksResponse, ReportTaskStatesRequest, TaskStatus,
 };
 use stevedore_api::ecs::{
-    Attachment, Container, HealthStatus, KeyValuePair, NetworkBinding, NetworkInterface,
-    TransportProtocol,
+    Attachment, Container, DesiredStatus, HealthStatus, KeyValuePair, NetworkBinding,
+    NetworkInterface, TransportProtocol,
 };
 use stevedore_api::Timestamp;
 use stevedore_runtime::{
@@ -232,20 +232,20 @@ impl TaskRecord {
     }
 
     /// ECS task lastStatus.
-    pub fn last_status(&self) -> &'static str {
+    pub fn last_status(&self) -> TaskStatus {
         if self.is_stopped() {
-            "STOPPED"
+            TaskStatus::Stopped
         } else if self.stop.is_some() {
             let app_active = self.containers.iter().any(|c| c.status != CStatus::Stopped);
             if app_active || self.pause.is_none() {
-                "STOPPING"
+                TaskStatus::Stopping
             } else {
-                "DEPROVISIONING"
+                TaskStatus::Deprovisioning
             }
         } else if self.started_at.is_some() {
-            "RUNNING"
+            TaskStatus::Running
         } else {
-            "PENDING"
+            TaskStatus::Pending
         }
     }
 }
@@ -1204,7 +1204,9 @@ fn settle(rec: &mut TaskRecord, now: Timestamp) -> bool {
     }
     let mut changed = false;
     // The server's stop.
-    if rec.stop.is_none() && rec.assigned.desired_status == "STOPPED" {
+    if rec.stop.is_none()
+        && DesiredStatus::from(rec.assigned.desired_status.as_str()) == DesiredStatus::Stopped
+    {
         rec.stop = Some(StopInfo {
             code: rec.assigned.stop_code.clone(),
             reason: rec.assigned.stopped_reason.clone(),
@@ -1583,27 +1585,27 @@ fn health_status(h: &str) -> HealthStatus {
 /// ECS's task healthStatus: only essential containers with a health check
 /// decide; any UNHEALTHY makes it UNHEALTHY, all HEALTHY make it HEALTHY,
 /// anything else (none with a check included) is UNKNOWN.
-pub fn task_health(rec: &TaskRecord) -> &'static str {
+pub fn task_health(rec: &TaskRecord) -> HealthStatus {
     let mut checked = rec
         .containers
         .iter()
         .filter(|c| c.essential && c.health_check)
         .peekable();
     if checked.peek().is_none() {
-        return HEALTH_UNKNOWN;
+        return HealthStatus::UnknownValue;
     }
     let mut all_healthy = true;
     for c in checked {
         match c.health.as_deref() {
-            Some(HEALTH_UNHEALTHY) => return HEALTH_UNHEALTHY,
+            Some(HEALTH_UNHEALTHY) => return HealthStatus::Unhealthy,
             Some(HEALTH_HEALTHY) => {}
             _ => all_healthy = false,
         }
     }
     if all_healthy {
-        HEALTH_HEALTHY
+        HealthStatus::Healthy
     } else {
-        HEALTH_UNKNOWN
+        HealthStatus::UnknownValue
     }
 }
 

@@ -109,3 +109,135 @@ pub struct ObservedTask {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_status: Option<String>,
 }
+
+/// ECS task `lastStatus` / `desiredStatus` as the task lifecycle documents
+/// it. The botocore model types both as plain strings, so this enum is
+/// hand-written in the generated enums' style: the wire value is the
+/// SCREAMING_CASE name, and a value this version does not list is kept in
+/// [`TaskStatus::Unknown`] (as the SDKs keep it) rather than rejected, so a
+/// newer peer's status survives a round trip.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TaskStatus {
+    Provisioning,
+    Pending,
+    Activating,
+    Running,
+    Deactivating,
+    Stopping,
+    Deprovisioning,
+    Stopped,
+    /// A value this version does not list.
+    Unknown(String),
+}
+
+impl TaskStatus {
+    /// The lifecycle values, in lifecycle order.
+    pub const VALUES: &'static [&'static str] = &[
+        "PROVISIONING",
+        "PENDING",
+        "ACTIVATING",
+        "RUNNING",
+        "DEACTIVATING",
+        "STOPPING",
+        "DEPROVISIONING",
+        "STOPPED",
+    ];
+
+    /// The wire value.
+    pub fn as_str(&self) -> &str {
+        match self {
+            TaskStatus::Provisioning => "PROVISIONING",
+            TaskStatus::Pending => "PENDING",
+            TaskStatus::Activating => "ACTIVATING",
+            TaskStatus::Running => "RUNNING",
+            TaskStatus::Deactivating => "DEACTIVATING",
+            TaskStatus::Stopping => "STOPPING",
+            TaskStatus::Deprovisioning => "DEPROVISIONING",
+            TaskStatus::Stopped => "STOPPED",
+            TaskStatus::Unknown(value) => value,
+        }
+    }
+
+    fn known(value: &str) -> Option<Self> {
+        Some(match value {
+            "PROVISIONING" => TaskStatus::Provisioning,
+            "PENDING" => TaskStatus::Pending,
+            "ACTIVATING" => TaskStatus::Activating,
+            "RUNNING" => TaskStatus::Running,
+            "DEACTIVATING" => TaskStatus::Deactivating,
+            "STOPPING" => TaskStatus::Stopping,
+            "DEPROVISIONING" => TaskStatus::Deprovisioning,
+            "STOPPED" => TaskStatus::Stopped,
+            _ => return None,
+        })
+    }
+}
+
+impl From<&str> for TaskStatus {
+    fn from(value: &str) -> Self {
+        Self::known(value).unwrap_or_else(|| TaskStatus::Unknown(value.to_owned()))
+    }
+}
+
+impl From<String> for TaskStatus {
+    fn from(value: String) -> Self {
+        Self::known(&value).unwrap_or(TaskStatus::Unknown(value))
+    }
+}
+
+impl std::str::FromStr for TaskStatus {
+    type Err = std::convert::Infallible;
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(Self::from(value))
+    }
+}
+
+impl std::fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for TaskStatus {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for TaskStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <String as Deserialize>::deserialize(deserializer).map(Self::from)
+    }
+}
+
+#[cfg(test)]
+mod task_status_tests {
+    use super::TaskStatus;
+
+    /// Every lifecycle value parses to a known variant and serializes back
+    /// to the same JSON string.
+    #[test]
+    fn wire_round_trip() {
+        for value in TaskStatus::VALUES {
+            let json = format!("\"{value}\"");
+            let status: TaskStatus = serde_json::from_str(&json).unwrap();
+            assert!(!matches!(status, TaskStatus::Unknown(_)), "{value}");
+            assert_eq!(status.as_str(), *value);
+            assert_eq!(serde_json::to_string(&status).unwrap(), json);
+        }
+        assert_eq!(TaskStatus::from("STOPPED"), TaskStatus::Stopped);
+    }
+
+    /// A status from a newer peer is kept verbatim, not rejected or mapped.
+    #[test]
+    fn unknown_value_is_kept() {
+        let status: TaskStatus = serde_json::from_str("\"HIBERNATING\"").unwrap();
+        assert_eq!(status, TaskStatus::Unknown("HIBERNATING".into()));
+        assert_eq!(serde_json::to_string(&status).unwrap(), "\"HIBERNATING\"");
+        // Case matters on the wire, as in ECS.
+        assert!(matches!(
+            TaskStatus::from("running"),
+            TaskStatus::Unknown(_)
+        ));
+    }
+}
