@@ -38,13 +38,21 @@ for _ in $(seq 300); do
   sleep 1
 done
 echo "running tasks: $running (listed: $n)"
+if [ "$running" != "$tasks" ]; then
+  echo "FAIL: only $running of $tasks tasks are RUNNING; not measuring" >&2
+  exit 1
+fi
 sleep 5   # let start-up work settle
 ticks=$(getconf CLK_TCK)
 cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
 a=$(cpu); sleep "$window"; b=$(cpu)
-python3 - "$a" "$b" "$ticks" "$window" "$tasks" <<'PY'
+# The figure names the tasks that were RUNNING at the end of the window, as the
+# server reports them, not the count we asked for.
+running=$(aws ecs describe-clusters --query 'clusters[0].runningTasksCount' --output text)
+python3 - "$a" "$b" "$ticks" "$window" "$running" <<'PY'
 import sys
-a, b, ticks, window, tasks = (float(x) for x in sys.argv[1:])
+a, b, ticks, window, running = (float(x) for x in sys.argv[1:])
 used = (b - a) / ticks
-print(f"idle: {int(tasks)} running tasks, {used:.3f} s CPU in {window:.0f} s = {100 * used / window:.2f}% of one core (server + agent, one process)")
+print(f"idle: {int(running)} running tasks (DescribeClusters runningTasksCount), {used:.3f} s CPU in {window:.0f} s = {100 * used / window:.2f}% of one core (server + agent, one process)")
 PY
+[ "$running" = "$tasks" ] || { echo "FAIL: $running of $tasks tasks still RUNNING after the window" >&2; exit 1; }

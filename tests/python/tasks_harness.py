@@ -113,6 +113,25 @@ class Agent:
             time.sleep(0.1)
         raise AssertionError(f"agent did not register within {timeout}s:\n{self.log_tail()}")
 
+    def registrations(self) -> int:
+        """How many times this agent's log says it registered (once per start)."""
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return 0
+        return sum(1 for line in lines if "registered" in line and "different container instance" not in line)
+
+    def wait_registered(self, before: int, timeout: float = 60.0) -> None:
+        """Waits until the agent registered again since `before` = registrations() was read."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"agent exited {self.proc.returncode}:\n{self.log_tail()}")
+            if self.registrations() > before:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"agent did not re-register within {timeout}s:\n{self.log_tail()}")
+
     def kill9(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)

@@ -84,7 +84,9 @@ def test_success_condition_never_met_stops_task(two_agents):
     done = wait_status(ecs, "default", t["taskArn"], "STOPPED", timeout=60)
     assert "setup" in done["stoppedReason"], done["stoppedReason"]
     main = next(c for c in done["containers"] if c["name"] == "main")
-    assert "runtimeId" not in main or main.get("exitCode") is None or main["lastStatus"] == "STOPPED"
+    # main was never created, let alone started, and says why.
+    assert main["lastStatus"] == "STOPPED" and "runtimeId" not in main, main
+    assert main["reason"].startswith("CannotStartContainerError:") and "setup" in main["reason"], main
 
 
 def test_volume_shared_between_containers_of_a_task(two_agents):
