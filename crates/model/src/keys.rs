@@ -80,8 +80,30 @@ pub fn client_token(scope: &Scope, cluster: &str, token: &str) -> String {
     )
 }
 
+/// The live-task index: one key per task of a cluster whose `lastStatus` is
+/// not yet STOPPED, `/ecs/ACCOUNT/REGION/livetask/CLUSTER/TASK_ID`, value the
+/// task ARN. Written in the transaction that creates the task record and
+/// deleted in the transaction that records STOPPED, so readers that only care
+/// about live tasks (placement, cluster counts, agent polls) read the index
+/// and then the records instead of scanning every stopped task ever kept.
+/// Kept outside the `task/` prefix so task watches never see index writes.
+pub fn live_tasks_prefix(scope: &Scope, cluster: &str) -> String {
+    cluster_children_prefix(scope, cluster, KIND_LIVE_TASK)
+}
+
+pub fn live_task(scope: &Scope, cluster: &str, id: &str) -> String {
+    format!("{}{id}", live_tasks_prefix(scope, cluster))
+}
+
+/// Present once the live-task index covers every task record: a data
+/// directory written before the index existed is indexed once at start.
+pub fn live_task_index_marker() -> &'static str {
+    "/meta/index/livetask/v1"
+}
+
 pub const KIND_INSTANCE: &str = "instance";
 pub const KIND_TASK: &str = "task";
+pub const KIND_LIVE_TASK: &str = "livetask";
 pub const KIND_SERVICE: &str = "service";
 
 /// Access keys are global: the key decides the account.

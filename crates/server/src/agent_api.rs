@@ -2,7 +2,7 @@
 //! long-polled task assignments and sequenced state reports.
 
 use crate::db::{self, Versioned};
-use crate::ecs::internal::{load_instance_record, task_id, tasks_in_cluster, InstanceRecord};
+use crate::ecs::internal::{load_instance_record, task_id, InstanceRecord};
 use crate::error::{ApiError, ApiResult};
 use crate::state::Cx;
 use std::time::Duration;
@@ -50,7 +50,7 @@ fn instance(cx: &Cx, cluster: &str, arn: &str) -> ApiResult<(String, Versioned<I
 
 fn assigned(cx: &Cx, cluster: &str, arn: &str) -> ApiResult<Vec<AssignedTask>> {
     let mut out = Vec::new();
-    for t in tasks_in_cluster(cx.store(), cx.scope(), cluster)? {
+    for t in crate::live_tasks::live_tasks(cx.store(), cx.scope(), cluster)? {
         let t = t.value;
         if t.container_instance_arn.as_deref() != Some(arn) {
             continue;
@@ -268,6 +268,8 @@ async fn report(cx: &Cx, req: ReportTaskStatesRequest) -> ApiResult<ReportTaskSt
             if apply(cx, &mut t, o) {
                 if t.last_status.as_deref() == Some("STOPPED") {
                     rec.allocations.remove(task_id(&t));
+                    // Same txn as the STOPPED record: see live_tasks.
+                    ops.push(crate::live_tasks::remove(cx.scope(), &cluster, id));
                 }
                 compares.push(db::unchanged(&key, v.mod_revision));
                 ops.push(db::put(&key, &t));

@@ -69,6 +69,9 @@ impl Server {
         )
         .await
         .map_err(|e| ServerError::Bootstrap(e.message))?;
+        crate::live_tasks::ensure_index(store.as_ref())
+            .await
+            .map_err(|e| ServerError::Bootstrap(e.message))?;
         if config.accept_any_credentials {
             tracing::warn!(
                 account = %config.account_id,

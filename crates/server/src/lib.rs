@@ -12,6 +12,7 @@ pub mod error;
 pub mod heartbeat;
 pub mod http;
 pub mod identity;
+pub mod live_tasks;
 pub mod logs;
 mod operation;
 pub mod state;

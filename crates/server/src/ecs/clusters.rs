@@ -55,7 +55,7 @@ pub struct ClusterCounts {
     pub active_fargate_services: i32,
     pub draining_ec2_services: i32,
     pub draining_fargate_services: i32,
-    /// Tasks whose desired or last status is not STOPPED.
+    /// Tasks whose last status is not STOPPED (the live-task index).
     pub live_tasks: i32,
 }
 
@@ -81,14 +81,12 @@ pub fn cluster_counts(store: &dyn Store, scope: &Scope, cluster: &str) -> ApiRes
             c.registered_instances += 1;
         }
     })?;
-    scan(keys::KIND_TASK, &mut |v| {
-        let last = str_field(v, "lastStatus");
-        let desired = str_field(v, "desiredStatus");
-        let fargate = str_field(v, "launchType") == "FARGATE";
-        if last != "STOPPED" || desired != "STOPPED" {
-            c.live_tasks += 1;
-        }
-        match last {
+    // Only live tasks count; the index spares reading the stopped history.
+    for t in crate::live_tasks::live_tasks(store, scope, cluster)? {
+        let t = t.value;
+        let fargate = t.launch_type == Some(LaunchType::Fargate);
+        c.live_tasks += 1;
+        match t.last_status.as_deref().unwrap_or_default() {
             "RUNNING" => {
                 c.running_tasks += 1;
                 if fargate {
@@ -107,7 +105,7 @@ pub fn cluster_counts(store: &dyn Store, scope: &Scope, cluster: &str) -> ApiRes
             }
             _ => {}
         }
-    })?;
+    }
     scan(keys::KIND_SERVICE, &mut |v| {
         let fargate = str_field(v, "launchType") == "FARGATE";
         match str_field(v, "status") {

@@ -145,7 +145,7 @@ pub(crate) fn view(cx: &Cx, rec: &InstanceRecord, with_tags: bool) -> ApiResult<
         .container_instance_arn
         .clone()
         .unwrap_or_default();
-    let tasks = super::tasks::tasks_in_cluster(cx.store(), cx.scope(), &rec.cluster_name)?;
+    let tasks = crate::live_tasks::live_tasks(cx.store(), cx.scope(), &rec.cluster_name)?;
     Ok(view_with(cx, rec, with_tags, counts_of(&tasks, &arn)))
 }
 
@@ -389,7 +389,7 @@ pub async fn describe(
         ));
     }
     let with_tags = include.contains(&ContainerInstanceField::Tags);
-    let tasks = super::tasks::tasks_in_cluster(cx.store(), cx.scope(), &cluster_name)?;
+    let tasks = crate::live_tasks::live_tasks(cx.store(), cx.scope(), &cluster_name)?;
     let mut out = Vec::new();
     let mut failures = Vec::new();
     for g in &given {
@@ -426,7 +426,7 @@ pub async fn list(
         None => None,
     };
     let tasks = match filter {
-        Some(_) => super::tasks::tasks_in_cluster(cx.store(), cx.scope(), &cluster_name)?,
+        Some(_) => crate::live_tasks::live_tasks(cx.store(), cx.scope(), &cluster_name)?,
         None => Vec::new(),
     };
     let status = req.status.clone();

@@ -34,7 +34,7 @@ pub(crate) fn counts_on_instance(
     instance_arn: &str,
 ) -> ApiResult<(i32, i32)> {
     Ok(super::instances::counts_of(
-        &tasks_in_cluster(store, scope, cluster)?,
+        &crate::live_tasks::live_tasks(store, scope, cluster)?,
         instance_arn,
     ))
 }
@@ -614,7 +614,8 @@ pub(crate) async fn launch(
                 "No Container Instances were found in your cluster.",
             ));
         }
-        let tasks_now = tasks_in_cluster(cx.store(), &scope, &cluster_name)?;
+        // Stopped tasks hold nothing and count for no constraint.
+        let tasks_now = crate::live_tasks::live_tasks(cx.store(), &scope, &cluster_name)?;
         let candidates: Vec<&Versioned<InstanceRecord>> = instances
             .iter()
             .filter(|i| {
@@ -653,6 +654,12 @@ pub(crate) async fn launch(
             );
             ops.push(db::put(
                 keys::task(&scope, &cluster_name, task_id(&task)),
+                &task,
+            ));
+            ops.push(crate::live_tasks::add(
+                &scope,
+                &cluster_name,
+                task_id(&task),
                 &task,
             ));
             tasks.push(task);
