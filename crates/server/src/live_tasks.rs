@@ -117,7 +117,10 @@ mod tests {
         // Records as a server without the index wrote them.
         let mut ops = Vec::new();
         for (id, last) in [("a", "RUNNING"), ("b", "STOPPED"), ("c", "PENDING")] {
-            ops.push(db::put(keys::task(&scope, "c", id), &task(&scope, id, last)));
+            ops.push(db::put(
+                keys::task(&scope, "c", id),
+                &task(&scope, id, last),
+            ));
         }
         assert!(db::commit(store, vec![], ops).await.unwrap());
         assert!(live_tasks(store, &scope, "c").unwrap().is_empty());
