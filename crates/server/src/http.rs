@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime};
 use stevedore_api::Timestamp;
 use stevedore_auth::{AuthError, RequestParts, Verifier};
 use stevedore_model::arn::Scope;
-use stevedore_store::SqliteStore;
+use stevedore_store_sqlite::SqliteStore;
 
 const JSON_11: &str = "application/x-amz-json-1.1";
 /// The largest request body we read. ECS's biggest inputs (task

@@ -39,48 +39,21 @@
 //! * Reads are linearizable with respect to acknowledged writes: once
 //!   [`Store::txn`] has returned, every subsequent read sees it.
 //!
-//! # The embedded implementation: [`SqliteStore`]
+//! # Backends
 //!
-//! * **SQLite is the source of truth**, in WAL mode with `synchronous=FULL`: a
-//!   txn is acknowledged only after its commit is fsynced, so it survives
-//!   `kill -9` and power loss.
-//! * **Reads never queue behind the writer.** All reads (`get`, `range`,
-//!   `count_prefix`, `current_revision`) are served from an in-memory mirror of
-//!   the `kv` table behind a `parking_lot::RwLock`: a `HashMap` for point
-//!   reads and a `BTreeMap` over the same `Arc<KeyValue>`s for ordered prefix
-//!   ranges (`BTreeMap::range`). The mirror is loaded at open and afterwards
-//!   changed only by the writer thread, only after the SQLite commit succeeded
-//!   and before any caller of that commit is answered. A `get` costs a map
-//!   lookup plus a clone, never disk I/O, and a slow fsync never delays a read.
-//! * **Group commit.** One dedicated writer thread owns the only write
-//!   connection. [`Store::txn`] sends the txn plus a oneshot reply channel to it.
-//!   The writer drains everything queued (up to a cap), evaluates each txn's
-//!   compares in arrival order against the mirror plus the batch's pending
-//!   overlay (later txns see earlier ones), gives each successful writing txn its
-//!   own consecutive revision, writes the whole batch in ONE SQLite transaction
-//!   (one fsync), then updates the mirror, publishes watch events and answers
-//!   every caller. Throughput under concurrency is therefore bounded by fsync
-//!   rate × batch size instead of fsync rate. If SQLite fails, the whole batch
-//!   fails: every caller gets the error and the mirror is untouched (if the
-//!   commit turns out to have reached the disk anyway, the mirror is brought in
-//!   line with it, as with an etcd request timeout).
-//! * **Watch** = catch-up from the `changes` table + live events from a
-//!   `tokio::sync::broadcast` channel. The receiver subscribes *before* reading
-//!   history, and the writer publishes only *after* committing, so every
-//!   revision is in the history read or in the channel (or both: duplicates are
-//!   dropped by revision). A lagging receiver, or any detected hole, falls back
-//!   to re-reading history instead of losing events.
-//!
-//! See [`sqlite`] for the schema.
+//! This crate holds only the interface and its [contract tests](contract)
+//! (behind the `contract` feature), so no backend's dependencies leak into
+//! callers. The embedded implementation is `stevedore-store-sqlite`
+//! (`SqliteStore`); an etcd backend is planned (issue 15). Both must pass the
+//! same contract suite.
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-pub mod sqlite;
-
-pub use sqlite::{SqliteStore, StoreOptions, StoreStats};
+#[cfg(feature = "contract")]
+pub mod contract;
 
 /// A global revision of the store. Strictly increasing per committed txn that
 /// changed something; `0` means "never".
@@ -348,25 +321,6 @@ pub enum StoreError {
     /// The request is malformed (empty key, ...).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
-}
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        use rusqlite::ffi::ErrorCode;
-        use rusqlite::Error as E;
-        match &e {
-            E::SqliteFailure(f, _)
-                if matches!(f.code, ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) =>
-            {
-                StoreError::Corrupt(e.to_string())
-            }
-            E::FromSqlConversionFailure(..)
-            | E::InvalidColumnType(..)
-            | E::IntegralValueOutOfRange(..)
-            | E::Utf8Error(..) => StoreError::Corrupt(e.to_string()),
-            _ => StoreError::Io(e.to_string()),
-        }
-    }
 }
 
 impl From<std::io::Error> for StoreError {

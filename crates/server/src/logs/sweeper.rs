@@ -125,7 +125,7 @@ async fn sweep_stream(
 mod tests {
     use super::*;
     use crate::logs::records::GroupRecord;
-    use stevedore_store::SqliteStore;
+    use stevedore_store_sqlite::SqliteStore;
 
     const DAY: i64 = 86_400_000;
 

@@ -1,4 +1,37 @@
-//! The embedded SQLite implementation of [`Store`].
+//! `stevedore-store-sqlite`: the embedded SQLite implementation of [`Store`].
+//!
+//! # Design
+//!
+//! * **SQLite is the source of truth**, in WAL mode with `synchronous=FULL`: a
+//!   txn is acknowledged only after its commit is fsynced, so it survives
+//!   `kill -9` and power loss.
+//! * **Reads never queue behind the writer.** All reads (`get`, `range`,
+//!   `count_prefix`, `current_revision`) are served from an in-memory mirror of
+//!   the `kv` table behind a `parking_lot::RwLock`: a `HashMap` for point
+//!   reads and a `BTreeMap` over the same `Arc<KeyValue>`s for ordered prefix
+//!   ranges (`BTreeMap::range`). The mirror is loaded at open and afterwards
+//!   changed only by the writer thread, only after the SQLite commit succeeded
+//!   and before any caller of that commit is answered. A `get` costs a map
+//!   lookup plus a clone, never disk I/O, and a slow fsync never delays a read.
+//! * **Group commit.** One dedicated writer thread owns the only write
+//!   connection. [`Store::txn`] sends the txn plus a oneshot reply channel to it.
+//!   The writer drains everything queued (up to a cap), evaluates each txn's
+//!   compares in arrival order against the mirror plus the batch's pending
+//!   overlay (later txns see earlier ones), gives each successful writing txn its
+//!   own consecutive revision, writes the whole batch in ONE SQLite transaction
+//!   (one fsync), then updates the mirror, publishes watch events and answers
+//!   every caller. Throughput under concurrency is therefore bounded by fsync
+//!   rate × batch size instead of fsync rate. If SQLite fails, the whole batch
+//!   fails: every caller gets the error and the mirror is untouched (if the
+//!   commit turns out to have reached the disk anyway, the mirror is brought in
+//!   line with it, as with an etcd request timeout).
+//! * **Watch** = catch-up from the `changes` table + live events from a
+//!   `tokio::sync::broadcast` channel. The receiver subscribes *before* reading
+//!   history, and the writer publishes only *after* committing, so every
+//!   revision is in the history read or in the channel (or both: duplicates are
+//!   dropped by revision). A lagging receiver, or any detected hole, falls back
+//!   to re-reading history instead of losing events.
+//!
 //!
 //! # Files
 //!
@@ -63,7 +96,7 @@ use parking_lot::{Mutex, RwLock};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use tokio::sync::{broadcast, oneshot};
 
-use crate::{
+use stevedore_store::{
     unfold_stream, BoxFuture, Compare, Event, EventKind, KeyValue, Op, RangeRequest, RangeResponse,
     Revision, Store, StoreError, Txn, TxnResponse, Watch,
 };
@@ -298,9 +331,11 @@ impl Shared {
         let conn = Connection::open_with_flags(
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        conn.busy_timeout(self.busy_timeout)?;
-        conn.pragma_update(None, "query_only", true)?;
+        )
+        .map_err(sql_err)?;
+        conn.busy_timeout(self.busy_timeout).map_err(sql_err)?;
+        conn.pragma_update(None, "query_only", true)
+            .map_err(sql_err)?;
         Ok(conn)
     }
 
@@ -337,7 +372,7 @@ fn read_history(
     after: Revision,
 ) -> Result<(Vec<Event>, Revision, Revision), StoreError> {
     // One read transaction: the meta row and the log come from one snapshot.
-    let tx = conn.transaction()?;
+    let tx = conn.transaction().map_err(sql_err)?;
     let (head, compacted) = read_meta(&tx)?;
     if after < compacted {
         return Err(StoreError::Compacted {
@@ -348,21 +383,23 @@ fn read_history(
     let upto = head.min(after.saturating_add(HISTORY_CHUNK_REVISIONS));
     let mut events = Vec::new();
     if upto > after {
-        let mut stmt = tx.prepare_cached(
-            "SELECT rev, key, kind, value, create_rev, version FROM changes \
+        let mut stmt = tx
+            .prepare_cached(
+                "SELECT rev, key, kind, value, create_rev, version FROM changes \
              WHERE rev > ?1 AND rev <= ?2 ORDER BY rev, key",
-        )?;
-        let mut rows = stmt.query(params![after, upto])?;
-        while let Some(row) = rows.next()? {
-            let key: String = row.get(1)?;
+            )
+            .map_err(sql_err)?;
+        let mut rows = stmt.query(params![after, upto]).map_err(sql_err)?;
+        while let Some(row) = rows.next().map_err(sql_err)? {
+            let key: String = row.get(1).map_err(sql_err)?;
             if !key.starts_with(prefix) {
                 continue;
             }
-            let rev: Revision = row.get(0)?;
-            let kind: i64 = row.get(2)?;
-            let value: Option<Vec<u8>> = row.get(3)?;
-            let create_rev: Revision = row.get(4)?;
-            let version: i64 = row.get(5)?;
+            let rev: Revision = row.get(0).map_err(sql_err)?;
+            let kind: i64 = row.get(2).map_err(sql_err)?;
+            let value: Option<Vec<u8>> = row.get(3).map_err(sql_err)?;
+            let create_rev: Revision = row.get(4).map_err(sql_err)?;
+            let version: i64 = row.get(5).map_err(sql_err)?;
             events.push(decode_change(rev, key, kind, value, create_rev, version)?);
         }
     }
@@ -420,7 +457,8 @@ fn read_meta(conn: &Connection) -> Result<(Revision, Revision), StoreError> {
             [],
             |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)),
         )
-        .optional()?;
+        .optional()
+        .map_err(sql_err)?;
     match meta {
         None => Err(StoreError::Corrupt("the meta row is missing".into())),
         Some((revision, compacted)) if revision < 0 || compacted < 0 || compacted > revision => {
@@ -433,8 +471,10 @@ fn read_meta(conn: &Connection) -> Result<(Revision, Revision), StoreError> {
 }
 
 fn configure_writer(conn: &Connection, busy_timeout: Duration) -> Result<(), StoreError> {
-    conn.busy_timeout(busy_timeout)?;
-    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+    conn.busy_timeout(busy_timeout).map_err(sql_err)?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+        .map_err(sql_err)?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::Io(format!(
             "could not enable WAL (journal_mode is {mode})"
@@ -442,16 +482,22 @@ fn configure_writer(conn: &Connection, busy_timeout: Duration) -> Result<(), Sto
     }
     // FULL: the WAL is fsynced at every commit, so an acknowledged txn survives
     // power loss (NORMAL would only survive a process crash).
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "fullfsync", true)?;
-    conn.pragma_update(None, "checkpoint_fullfsync", true)?;
-    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(sql_err)?;
+    conn.pragma_update(None, "fullfsync", true)
+        .map_err(sql_err)?;
+    conn.pragma_update(None, "checkpoint_fullfsync", true)
+        .map_err(sql_err)?;
+    conn.pragma_update(None, "foreign_keys", true)
+        .map_err(sql_err)?;
     conn.set_prepared_statement_cache_capacity(32);
     Ok(())
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let found: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(sql_err)?;
     let supported = MIGRATIONS.len() as i64;
     if found > supported {
         return Err(StoreError::UnsupportedSchema { found, supported });
@@ -460,10 +506,13 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         return Err(StoreError::Corrupt(format!("user_version is {found}")));
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
-        tx.commit()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql_err)?;
+        tx.execute_batch(sql).map_err(sql_err)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)
+            .map_err(sql_err)?;
+        tx.commit().map_err(sql_err)?;
     }
     Ok(())
 }
@@ -473,15 +522,17 @@ fn load_mirror(conn: &Connection, revision: Revision) -> Result<Mirror, StoreErr
         revision,
         ..Default::default()
     };
-    let mut stmt = conn.prepare("SELECT key, value, create_rev, mod_rev, version FROM kv")?;
-    let mut rows = stmt.query([])?;
-    while let Some(row) = rows.next()? {
+    let mut stmt = conn
+        .prepare("SELECT key, value, create_rev, mod_rev, version FROM kv")
+        .map_err(sql_err)?;
+    let mut rows = stmt.query([]).map_err(sql_err)?;
+    while let Some(row) = rows.next().map_err(sql_err)? {
         let kv = KeyValue {
-            key: row.get(0)?,
-            value: row.get(1)?,
-            create_revision: row.get(2)?,
-            mod_revision: row.get(3)?,
-            version: row.get(4)?,
+            key: row.get(0).map_err(sql_err)?,
+            value: row.get(1).map_err(sql_err)?,
+            create_revision: row.get(2).map_err(sql_err)?,
+            mod_revision: row.get(3).map_err(sql_err)?,
+            version: row.get(4).map_err(sql_err)?,
         };
         if kv.key.is_empty()
             || kv.create_revision < 1
@@ -496,8 +547,9 @@ fn load_mirror(conn: &Connection, revision: Revision) -> Result<Mirror, StoreErr
         }
         mirror.insert(Arc::new(kv));
     }
-    let last_change: Option<Revision> =
-        conn.query_row("SELECT max(rev) FROM changes", [], |r| r.get(0))?;
+    let last_change: Option<Revision> = conn
+        .query_row("SELECT max(rev) FROM changes", [], |r| r.get(0))
+        .map_err(sql_err)?;
     if last_change.is_some_and(|rev| rev > revision) {
         return Err(StoreError::Corrupt(format!(
             "change log reaches revision {last_change:?} beyond the store revision {revision}"
@@ -576,7 +628,8 @@ impl SqliteStore {
             OpenFlags::SQLITE_OPEN_READ_WRITE
                 | OpenFlags::SQLITE_OPEN_CREATE
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
+        )
+        .map_err(sql_err)?;
         configure_writer(&conn, opts.busy_timeout)?;
         migrate(&mut conn)?;
         // Make the database file's directory entry durable too.
@@ -1127,54 +1180,65 @@ impl Writer {
     ) -> Result<(), StoreError> {
         let tx = self
             .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql_err)?;
         {
             let mut upsert = tx.prepare_cached(
                 "INSERT INTO kv (key, value, create_rev, mod_rev, version) VALUES (?1, ?2, ?3, ?4, ?5) \
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value, \
                  create_rev = excluded.create_rev, mod_rev = excluded.mod_rev, version = excluded.version",
-            )?;
-            let mut delete = tx.prepare_cached("DELETE FROM kv WHERE key = ?1")?;
+            ).map_err(sql_err)?;
+            let mut delete = tx
+                .prepare_cached("DELETE FROM kv WHERE key = ?1")
+                .map_err(sql_err)?;
             for (key, state) in overlay {
                 match state {
                     Some(kv) => {
-                        upsert.execute(params![
-                            kv.key,
-                            kv.value,
-                            kv.create_revision,
-                            kv.mod_revision,
-                            kv.version
-                        ])?;
+                        upsert
+                            .execute(params![
+                                kv.key,
+                                kv.value,
+                                kv.create_revision,
+                                kv.mod_revision,
+                                kv.version
+                            ])
+                            .map_err(sql_err)?;
                     }
                     None => {
-                        delete.execute(params![key])?;
+                        delete.execute(params![key]).map_err(sql_err)?;
                     }
                 }
             }
-            let mut change = tx.prepare_cached(
-                "INSERT INTO changes (rev, key, kind, value, create_rev, version) \
+            let mut change = tx
+                .prepare_cached(
+                    "INSERT INTO changes (rev, key, kind, value, create_rev, version) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
+                )
+                .map_err(sql_err)?;
             for e in events {
                 let (kind, value) = match e.kind {
                     EventKind::Put => (KIND_PUT, Some(&e.kv.value)),
                     EventKind::Delete => (KIND_DELETE, None),
                 };
-                change.execute(params![
-                    e.kv.mod_revision,
-                    e.kv.key,
-                    kind,
-                    value,
-                    e.kv.create_revision,
-                    e.kv.version
-                ])?;
+                change
+                    .execute(params![
+                        e.kv.mod_revision,
+                        e.kv.key,
+                        kind,
+                        value,
+                        e.kv.create_revision,
+                        e.kv.version
+                    ])
+                    .map_err(sql_err)?;
             }
-            let updated = tx.execute("UPDATE meta SET revision = ?1 WHERE id = 1", [rev])?;
+            let updated = tx
+                .execute("UPDATE meta SET revision = ?1 WHERE id = 1", [rev])
+                .map_err(sql_err)?;
             if updated != 1 {
                 return Err(StoreError::Corrupt("the meta row is missing".into()));
             }
         }
-        tx.commit()?;
+        tx.commit().map_err(sql_err)?;
         Ok(())
     }
 
@@ -1214,13 +1278,35 @@ impl Writer {
         }
         let tx = self
             .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute("DELETE FROM changes WHERE rev <= ?1", [target])?;
-        tx.execute("UPDATE meta SET compacted = ?1 WHERE id = 1", [target])?;
-        tx.commit()?;
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql_err)?;
+        tx.execute("DELETE FROM changes WHERE rev <= ?1", [target])
+            .map_err(sql_err)?;
+        tx.execute("UPDATE meta SET compacted = ?1 WHERE id = 1", [target])
+            .map_err(sql_err)?;
+        tx.commit().map_err(sql_err)?;
         self.compacted = target;
         self.shared.compacted.store(target, Ordering::SeqCst);
         Ok(target)
+    }
+}
+
+/// Classifies a SQLite failure: malformed data is [`StoreError::Corrupt`]
+/// (the caller must not retry), anything else is [`StoreError::Io`].
+fn sql_err(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ffi::ErrorCode;
+    use rusqlite::Error as E;
+    match &e {
+        E::SqliteFailure(f, _)
+            if matches!(f.code, ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) =>
+        {
+            StoreError::Corrupt(e.to_string())
+        }
+        E::FromSqlConversionFailure(..)
+        | E::InvalidColumnType(..)
+        | E::IntegralValueOutOfRange(..)
+        | E::Utf8Error(..) => StoreError::Corrupt(e.to_string()),
+        _ => StoreError::Io(e.to_string()),
     }
 }
 

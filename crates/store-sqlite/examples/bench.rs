@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use stevedore_store::{RangeRequest, SqliteStore, Store, Txn};
+use stevedore_store::{RangeRequest, Store, Txn};
+use stevedore_store_sqlite::SqliteStore;
 
 const KEYS: usize = 100_000;
 const VALUE_LEN: usize = 256;
