@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 use stevedore_server::config::{
-    DEFAULT_ACCOUNT_ID, DEFAULT_AGENT_DISCONNECT_AFTER, DEFAULT_LISTEN,
+    StoreBackend, DEFAULT_ACCOUNT_ID, DEFAULT_AGENT_DISCONNECT_AFTER, DEFAULT_LISTEN,
     DEFAULT_LOST_INSTANCE_GRACE, DEFAULT_REGION, DEFAULT_TASK_HEALTHY_AFTER,
 };
 use stevedore_server::ServerConfig;
@@ -98,6 +98,10 @@ struct ServerArgs {
     /// Seconds a RUNNING task without health checks must run to count as healthy (ECS: 40).
     #[arg(long, default_value_t = DEFAULT_TASK_HEALTHY_AFTER.as_secs(), env = "STEVEDORE_TASK_HEALTHY_AFTER")]
     task_healthy_after: u64,
+    /// State store: `sqlite` (the data dir's stevedore.db) or
+    /// `sqlite:///path/to/state.db`. `etcd://...` is refused until issue 15.
+    #[arg(long, default_value = "sqlite", env = "STEVEDORE_STORE")]
+    store: StoreBackend,
 }
 
 /// Agent settings that are flags as well as ECS agent environment variables.
@@ -184,6 +188,7 @@ impl ServerArgs {
             agent_disconnect_after: Duration::from_secs(self.agent_disconnect_after.max(1)),
             lost_instance_grace: Duration::from_secs(self.lost_instance_grace),
             task_healthy_after: Duration::from_secs(self.task_healthy_after),
+            store: self.store,
         })
     }
 }

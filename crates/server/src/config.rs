@@ -30,11 +30,60 @@ pub struct ServerConfig {
     pub agent_disconnect_after: Duration,
     pub lost_instance_grace: Duration,
     pub task_healthy_after: Duration,
+    /// Which state store backend to open (`--store`).
+    pub store: StoreBackend,
+}
+
+/// The state store backend named by `--store`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum StoreBackend {
+    /// SQLite at `path`, or at `<data dir>/stevedore.db` when `None`.
+    #[default]
+    SqliteInDataDir,
+    Sqlite(PathBuf),
+}
+
+/// Why a `--store` value was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreBackendError {
+    #[error(
+        "--store {0}: the etcd backend is not implemented yet (tracked in issue 15); \
+         use `sqlite` or `sqlite:///path/to/state.db`"
+    )]
+    EtcdNotSupported(String),
+    #[error("--store {0}: missing the database path; use `sqlite:///path/to/state.db`")]
+    EmptySqlitePath(String),
+    #[error("--store {0}: unknown store; use `sqlite` or `sqlite:///path/to/state.db`")]
+    Unknown(String),
+}
+
+impl std::str::FromStr for StoreBackend {
+    type Err = StoreBackendError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "sqlite" {
+            return Ok(StoreBackend::SqliteInDataDir);
+        }
+        if let Some(path) = s.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(StoreBackendError::EmptySqlitePath(s.to_owned()));
+            }
+            return Ok(StoreBackend::Sqlite(PathBuf::from(path)));
+        }
+        if s.starts_with("etcd://") || s.starts_with("etcd+") || s == "etcd" {
+            return Err(StoreBackendError::EtcdNotSupported(s.to_owned()));
+        }
+        Err(StoreBackendError::Unknown(s.to_owned()))
+    }
 }
 
 impl ServerConfig {
+    /// The SQLite file `--store` names (the only backend so far).
     pub fn db_path(&self) -> PathBuf {
-        self.data_dir.join("stevedore.db")
+        match &self.store {
+            StoreBackend::SqliteInDataDir => self.data_dir.join("stevedore.db"),
+            StoreBackend::Sqlite(path) => path.clone(),
+        }
     }
 
     pub fn credentials_path(&self) -> PathBuf {
@@ -43,5 +92,33 @@ impl ServerConfig {
 
     pub fn server_json_path(&self) -> PathBuf {
         self.data_dir.join("server.json")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_flag_parses_sqlite_and_refuses_etcd() {
+        assert_eq!("sqlite".parse(), Ok(StoreBackend::SqliteInDataDir));
+        assert_eq!(
+            "sqlite:///var/lib/x.db".parse(),
+            Ok(StoreBackend::Sqlite("/var/lib/x.db".into()))
+        );
+        let etcd = "etcd://10.0.0.1:2379".parse::<StoreBackend>().unwrap_err();
+        assert_eq!(
+            etcd,
+            StoreBackendError::EtcdNotSupported("etcd://10.0.0.1:2379".into())
+        );
+        assert!(etcd.to_string().contains("issue 15"));
+        assert_eq!(
+            "sqlite://".parse::<StoreBackend>(),
+            Err(StoreBackendError::EmptySqlitePath("sqlite://".into()))
+        );
+        assert_eq!(
+            "postgres://x".parse::<StoreBackend>(),
+            Err(StoreBackendError::Unknown("postgres://x".into()))
+        );
     }
 }
