@@ -77,9 +77,9 @@ const RULES: &[(Rule, &str)] = &[
     (
         Rule::OnlyDirect {
             dep: "reqwest",
-            allowed: &["stevedore-agent", "stevedore-cli"],
+            allowed: &["stevedore-agent", "stevedore"],
         },
-        "only agent (its control-plane client) and cli depend on reqwest.",
+        "only agent (its control-plane client) and cli (the `stevedore` package) depend on reqwest.",
     ),
 ];
 
