@@ -453,7 +453,7 @@ fn operation_metadata() {
             "ServerException"
         ]
     );
-    assert_eq!(Operation::ALL.len(), 77);
+    assert_eq!(Operation::ALL.len(), 88);
     for op in Operation::ALL {
         assert_eq!(Operation::from_name(op.name()), Some(*op));
         for e in op.errors() {
@@ -472,7 +472,7 @@ fn operation_metadata() {
         ErrorCode::from_name("InvalidParameterException"),
         Some(ErrorCode::InvalidParameterException)
     );
-    assert_eq!(ErrorCode::ALL.len(), 30);
+    assert_eq!(ErrorCode::ALL.len(), 31);
 
     // Exception shapes are plain structs too.
     let e: ecs::ClientException = serde_json::from_str(r#"{"message":"boom"}"#).unwrap();

@@ -724,6 +724,7 @@ pub fn build(
         registered_by: Some(registered_by.to_string()),
         ephemeral_storage: req.ephemeral_storage.clone(),
         enable_fault_injection: req.enable_fault_injection,
+        trusted_execution_configuration: req.trusted_execution_configuration.clone(),
     }
 }
 

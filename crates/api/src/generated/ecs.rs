@@ -15,6 +15,8 @@ pub const JSON_VERSION: &str = "1.1";
 /// The operations of the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Operation {
+    /// `AssociateGatewayWithCluster`: input [`AssociateGatewayWithClusterRequest`], output [`AssociateGatewayWithClusterResponse`].
+    AssociateGatewayWithCluster,
     /// `ContinueServiceDeployment`: input [`ContinueServiceDeploymentRequest`], output [`ContinueServiceDeploymentResponse`].
     ContinueServiceDeployment,
     /// `CreateCapacityProvider`: input [`CreateCapacityProviderRequest`], output [`CreateCapacityProviderResponse`].
@@ -25,6 +27,8 @@ pub enum Operation {
     CreateDaemon,
     /// `CreateExpressGatewayService`: input [`CreateExpressGatewayServiceRequest`], output [`CreateExpressGatewayServiceResponse`].
     CreateExpressGatewayService,
+    /// `CreateGateway`: input [`CreateGatewayRequest`], output [`CreateGatewayResponse`].
+    CreateGateway,
     /// `CreateService`: input [`CreateServiceRequest`], output [`CreateServiceResponse`].
     CreateService,
     /// `CreateTaskSet`: input [`CreateTaskSetRequest`], output [`CreateTaskSetResponse`].
@@ -43,6 +47,8 @@ pub enum Operation {
     DeleteDaemonTaskDefinition,
     /// `DeleteExpressGatewayService`: input [`DeleteExpressGatewayServiceRequest`], output [`DeleteExpressGatewayServiceResponse`].
     DeleteExpressGatewayService,
+    /// `DeleteGateway`: input [`DeleteGatewayRequest`], output [`DeleteGatewayResponse`].
+    DeleteGateway,
     /// `DeleteService`: input [`DeleteServiceRequest`], output [`DeleteServiceResponse`].
     DeleteService,
     /// `DeleteTaskDefinitions`: input [`DeleteTaskDefinitionsRequest`], output [`DeleteTaskDefinitionsResponse`].
@@ -69,6 +75,12 @@ pub enum Operation {
     DescribeDaemonTaskDefinition,
     /// `DescribeExpressGatewayService`: input [`DescribeExpressGatewayServiceRequest`], output [`DescribeExpressGatewayServiceResponse`].
     DescribeExpressGatewayService,
+    /// `DescribeGateway`: input [`DescribeGatewayRequest`], output [`DescribeGatewayResponse`].
+    DescribeGateway,
+    /// `DescribeGatewayResources`: input [`DescribeGatewayResourcesRequest`], output [`DescribeGatewayResourcesResponse`].
+    DescribeGatewayResources,
+    /// `DescribeGatewayRoute`: input [`DescribeGatewayRouteRequest`], output [`DescribeGatewayRouteResponse`].
+    DescribeGatewayRoute,
     /// `DescribeServiceDeployments`: input [`DescribeServiceDeploymentsRequest`], output [`DescribeServiceDeploymentsResponse`].
     DescribeServiceDeployments,
     /// `DescribeServiceRevisions`: input [`DescribeServiceRevisionsRequest`], output [`DescribeServiceRevisionsResponse`].
@@ -81,6 +93,8 @@ pub enum Operation {
     DescribeTaskSets,
     /// `DescribeTasks`: input [`DescribeTasksRequest`], output [`DescribeTasksResponse`].
     DescribeTasks,
+    /// `DisassociateGatewayFromCluster`: input [`DisassociateGatewayFromClusterRequest`], output [`DisassociateGatewayFromClusterResponse`].
+    DisassociateGatewayFromCluster,
     /// `DiscoverPollEndpoint`: input [`DiscoverPollEndpointRequest`], output [`DiscoverPollEndpointResponse`].
     DiscoverPollEndpoint,
     /// `ExecuteCommand`: input [`ExecuteCommandRequest`], output [`ExecuteCommandResponse`].
@@ -101,6 +115,12 @@ pub enum Operation {
     ListDaemonTaskDefinitions,
     /// `ListDaemons`: input [`ListDaemonsRequest`], output [`ListDaemonsResponse`].
     ListDaemons,
+    /// `ListGatewayClusterAssociations`: input [`ListGatewayClusterAssociationsRequest`], output [`ListGatewayClusterAssociationsResponse`].
+    ListGatewayClusterAssociations,
+    /// `ListGatewayRoutes`: input [`ListGatewayRoutesRequest`], output [`ListGatewayRoutesResponse`].
+    ListGatewayRoutes,
+    /// `ListGateways`: input [`ListGatewaysRequest`], output [`ListGatewaysResponse`].
+    ListGateways,
     /// `ListServiceDeployments`: input [`ListServiceDeploymentsRequest`], output [`ListServiceDeploymentsResponse`].
     ListServiceDeployments,
     /// `ListServices`: input [`ListServicesRequest`], output [`ListServicesResponse`].
@@ -161,6 +181,8 @@ pub enum Operation {
     UpdateDaemon,
     /// `UpdateExpressGatewayService`: input [`UpdateExpressGatewayServiceRequest`], output [`UpdateExpressGatewayServiceResponse`].
     UpdateExpressGatewayService,
+    /// `UpdateGateway`: input [`UpdateGatewayRequest`], output [`UpdateGatewayResponse`].
+    UpdateGateway,
     /// `UpdateService`: input [`UpdateServiceRequest`], output [`UpdateServiceResponse`].
     UpdateService,
     /// `UpdateServicePrimaryTaskSet`: input [`UpdateServicePrimaryTaskSetRequest`], output [`UpdateServicePrimaryTaskSetResponse`].
@@ -174,11 +196,13 @@ pub enum Operation {
 impl Operation {
     /// Every operation, in name order.
     pub const ALL: &'static [Operation] = &[
+        Operation::AssociateGatewayWithCluster,
         Operation::ContinueServiceDeployment,
         Operation::CreateCapacityProvider,
         Operation::CreateCluster,
         Operation::CreateDaemon,
         Operation::CreateExpressGatewayService,
+        Operation::CreateGateway,
         Operation::CreateService,
         Operation::CreateTaskSet,
         Operation::DeleteAccountSetting,
@@ -188,6 +212,7 @@ impl Operation {
         Operation::DeleteDaemon,
         Operation::DeleteDaemonTaskDefinition,
         Operation::DeleteExpressGatewayService,
+        Operation::DeleteGateway,
         Operation::DeleteService,
         Operation::DeleteTaskDefinitions,
         Operation::DeleteTaskSet,
@@ -201,12 +226,16 @@ impl Operation {
         Operation::DescribeDaemonRevisions,
         Operation::DescribeDaemonTaskDefinition,
         Operation::DescribeExpressGatewayService,
+        Operation::DescribeGateway,
+        Operation::DescribeGatewayResources,
+        Operation::DescribeGatewayRoute,
         Operation::DescribeServiceDeployments,
         Operation::DescribeServiceRevisions,
         Operation::DescribeServices,
         Operation::DescribeTaskDefinition,
         Operation::DescribeTaskSets,
         Operation::DescribeTasks,
+        Operation::DisassociateGatewayFromCluster,
         Operation::DiscoverPollEndpoint,
         Operation::ExecuteCommand,
         Operation::GetTaskProtection,
@@ -217,6 +246,9 @@ impl Operation {
         Operation::ListDaemonDeployments,
         Operation::ListDaemonTaskDefinitions,
         Operation::ListDaemons,
+        Operation::ListGatewayClusterAssociations,
+        Operation::ListGatewayRoutes,
+        Operation::ListGateways,
         Operation::ListServiceDeployments,
         Operation::ListServices,
         Operation::ListServicesByNamespace,
@@ -247,6 +279,7 @@ impl Operation {
         Operation::UpdateContainerInstancesState,
         Operation::UpdateDaemon,
         Operation::UpdateExpressGatewayService,
+        Operation::UpdateGateway,
         Operation::UpdateService,
         Operation::UpdateServicePrimaryTaskSet,
         Operation::UpdateTaskProtection,
@@ -256,11 +289,13 @@ impl Operation {
     /// The operation for a wire name (the part of `X-Amz-Target` after the dot).
     pub fn from_name(name: &str) -> Option<Operation> {
         match name {
+            "AssociateGatewayWithCluster" => Some(Operation::AssociateGatewayWithCluster),
             "ContinueServiceDeployment" => Some(Operation::ContinueServiceDeployment),
             "CreateCapacityProvider" => Some(Operation::CreateCapacityProvider),
             "CreateCluster" => Some(Operation::CreateCluster),
             "CreateDaemon" => Some(Operation::CreateDaemon),
             "CreateExpressGatewayService" => Some(Operation::CreateExpressGatewayService),
+            "CreateGateway" => Some(Operation::CreateGateway),
             "CreateService" => Some(Operation::CreateService),
             "CreateTaskSet" => Some(Operation::CreateTaskSet),
             "DeleteAccountSetting" => Some(Operation::DeleteAccountSetting),
@@ -270,6 +305,7 @@ impl Operation {
             "DeleteDaemon" => Some(Operation::DeleteDaemon),
             "DeleteDaemonTaskDefinition" => Some(Operation::DeleteDaemonTaskDefinition),
             "DeleteExpressGatewayService" => Some(Operation::DeleteExpressGatewayService),
+            "DeleteGateway" => Some(Operation::DeleteGateway),
             "DeleteService" => Some(Operation::DeleteService),
             "DeleteTaskDefinitions" => Some(Operation::DeleteTaskDefinitions),
             "DeleteTaskSet" => Some(Operation::DeleteTaskSet),
@@ -283,12 +319,16 @@ impl Operation {
             "DescribeDaemonRevisions" => Some(Operation::DescribeDaemonRevisions),
             "DescribeDaemonTaskDefinition" => Some(Operation::DescribeDaemonTaskDefinition),
             "DescribeExpressGatewayService" => Some(Operation::DescribeExpressGatewayService),
+            "DescribeGateway" => Some(Operation::DescribeGateway),
+            "DescribeGatewayResources" => Some(Operation::DescribeGatewayResources),
+            "DescribeGatewayRoute" => Some(Operation::DescribeGatewayRoute),
             "DescribeServiceDeployments" => Some(Operation::DescribeServiceDeployments),
             "DescribeServiceRevisions" => Some(Operation::DescribeServiceRevisions),
             "DescribeServices" => Some(Operation::DescribeServices),
             "DescribeTaskDefinition" => Some(Operation::DescribeTaskDefinition),
             "DescribeTaskSets" => Some(Operation::DescribeTaskSets),
             "DescribeTasks" => Some(Operation::DescribeTasks),
+            "DisassociateGatewayFromCluster" => Some(Operation::DisassociateGatewayFromCluster),
             "DiscoverPollEndpoint" => Some(Operation::DiscoverPollEndpoint),
             "ExecuteCommand" => Some(Operation::ExecuteCommand),
             "GetTaskProtection" => Some(Operation::GetTaskProtection),
@@ -299,6 +339,9 @@ impl Operation {
             "ListDaemonDeployments" => Some(Operation::ListDaemonDeployments),
             "ListDaemonTaskDefinitions" => Some(Operation::ListDaemonTaskDefinitions),
             "ListDaemons" => Some(Operation::ListDaemons),
+            "ListGatewayClusterAssociations" => Some(Operation::ListGatewayClusterAssociations),
+            "ListGatewayRoutes" => Some(Operation::ListGatewayRoutes),
+            "ListGateways" => Some(Operation::ListGateways),
             "ListServiceDeployments" => Some(Operation::ListServiceDeployments),
             "ListServices" => Some(Operation::ListServices),
             "ListServicesByNamespace" => Some(Operation::ListServicesByNamespace),
@@ -329,6 +372,7 @@ impl Operation {
             "UpdateContainerInstancesState" => Some(Operation::UpdateContainerInstancesState),
             "UpdateDaemon" => Some(Operation::UpdateDaemon),
             "UpdateExpressGatewayService" => Some(Operation::UpdateExpressGatewayService),
+            "UpdateGateway" => Some(Operation::UpdateGateway),
             "UpdateService" => Some(Operation::UpdateService),
             "UpdateServicePrimaryTaskSet" => Some(Operation::UpdateServicePrimaryTaskSet),
             "UpdateTaskProtection" => Some(Operation::UpdateTaskProtection),
@@ -340,11 +384,13 @@ impl Operation {
     /// The wire name of the operation.
     pub fn name(&self) -> &'static str {
         match self {
+            Operation::AssociateGatewayWithCluster => "AssociateGatewayWithCluster",
             Operation::ContinueServiceDeployment => "ContinueServiceDeployment",
             Operation::CreateCapacityProvider => "CreateCapacityProvider",
             Operation::CreateCluster => "CreateCluster",
             Operation::CreateDaemon => "CreateDaemon",
             Operation::CreateExpressGatewayService => "CreateExpressGatewayService",
+            Operation::CreateGateway => "CreateGateway",
             Operation::CreateService => "CreateService",
             Operation::CreateTaskSet => "CreateTaskSet",
             Operation::DeleteAccountSetting => "DeleteAccountSetting",
@@ -354,6 +400,7 @@ impl Operation {
             Operation::DeleteDaemon => "DeleteDaemon",
             Operation::DeleteDaemonTaskDefinition => "DeleteDaemonTaskDefinition",
             Operation::DeleteExpressGatewayService => "DeleteExpressGatewayService",
+            Operation::DeleteGateway => "DeleteGateway",
             Operation::DeleteService => "DeleteService",
             Operation::DeleteTaskDefinitions => "DeleteTaskDefinitions",
             Operation::DeleteTaskSet => "DeleteTaskSet",
@@ -367,12 +414,16 @@ impl Operation {
             Operation::DescribeDaemonRevisions => "DescribeDaemonRevisions",
             Operation::DescribeDaemonTaskDefinition => "DescribeDaemonTaskDefinition",
             Operation::DescribeExpressGatewayService => "DescribeExpressGatewayService",
+            Operation::DescribeGateway => "DescribeGateway",
+            Operation::DescribeGatewayResources => "DescribeGatewayResources",
+            Operation::DescribeGatewayRoute => "DescribeGatewayRoute",
             Operation::DescribeServiceDeployments => "DescribeServiceDeployments",
             Operation::DescribeServiceRevisions => "DescribeServiceRevisions",
             Operation::DescribeServices => "DescribeServices",
             Operation::DescribeTaskDefinition => "DescribeTaskDefinition",
             Operation::DescribeTaskSets => "DescribeTaskSets",
             Operation::DescribeTasks => "DescribeTasks",
+            Operation::DisassociateGatewayFromCluster => "DisassociateGatewayFromCluster",
             Operation::DiscoverPollEndpoint => "DiscoverPollEndpoint",
             Operation::ExecuteCommand => "ExecuteCommand",
             Operation::GetTaskProtection => "GetTaskProtection",
@@ -383,6 +434,9 @@ impl Operation {
             Operation::ListDaemonDeployments => "ListDaemonDeployments",
             Operation::ListDaemonTaskDefinitions => "ListDaemonTaskDefinitions",
             Operation::ListDaemons => "ListDaemons",
+            Operation::ListGatewayClusterAssociations => "ListGatewayClusterAssociations",
+            Operation::ListGatewayRoutes => "ListGatewayRoutes",
+            Operation::ListGateways => "ListGateways",
             Operation::ListServiceDeployments => "ListServiceDeployments",
             Operation::ListServices => "ListServices",
             Operation::ListServicesByNamespace => "ListServicesByNamespace",
@@ -413,6 +467,7 @@ impl Operation {
             Operation::UpdateContainerInstancesState => "UpdateContainerInstancesState",
             Operation::UpdateDaemon => "UpdateDaemon",
             Operation::UpdateExpressGatewayService => "UpdateExpressGatewayService",
+            Operation::UpdateGateway => "UpdateGateway",
             Operation::UpdateService => "UpdateService",
             Operation::UpdateServicePrimaryTaskSet => "UpdateServicePrimaryTaskSet",
             Operation::UpdateTaskProtection => "UpdateTaskProtection",
@@ -423,6 +478,15 @@ impl Operation {
     /// Error shape names the model lists for the operation, sorted.
     pub fn errors(&self) -> &'static [&'static str] {
         match self {
+            Operation::AssociateGatewayWithCluster => &[
+                "AccessDeniedException",
+                "ClientException",
+                "ClusterNotFoundException",
+                "GatewayNotFoundException",
+                "InvalidParameterException",
+                "ServerException",
+                "UnsupportedFeatureException",
+            ],
             Operation::ContinueServiceDeployment => &[
                 "AccessDeniedException",
                 "ClientException",
@@ -464,6 +528,13 @@ impl Operation {
                 "InvalidParameterException",
                 "PlatformTaskDefinitionIncompatibilityException",
                 "PlatformUnknownException",
+                "ServerException",
+                "UnsupportedFeatureException",
+            ],
+            Operation::CreateGateway => &[
+                "AccessDeniedException",
+                "ClientException",
+                "InvalidParameterException",
                 "ServerException",
                 "UnsupportedFeatureException",
             ],
@@ -551,6 +622,14 @@ impl Operation {
                 "ServerException",
                 "ServiceNotActiveException",
                 "ServiceNotFoundException",
+                "UnsupportedFeatureException",
+            ],
+            Operation::DeleteGateway => &[
+                "AccessDeniedException",
+                "ClientException",
+                "GatewayNotFoundException",
+                "InvalidParameterException",
+                "ServerException",
                 "UnsupportedFeatureException",
             ],
             Operation::DeleteService => &[
@@ -653,6 +732,30 @@ impl Operation {
                 "ServerException",
                 "UnsupportedFeatureException",
             ],
+            Operation::DescribeGateway => &[
+                "AccessDeniedException",
+                "ClientException",
+                "GatewayNotFoundException",
+                "InvalidParameterException",
+                "ServerException",
+                "UnsupportedFeatureException",
+            ],
+            Operation::DescribeGatewayResources => &[
+                "AccessDeniedException",
+                "ClientException",
+                "GatewayNotFoundException",
+                "InvalidParameterException",
+                "ServerException",
+                "UnsupportedFeatureException",
+            ],
+            Operation::DescribeGatewayRoute => &[
+                "AccessDeniedException",
+                "ClientException",
+                "InvalidParameterException",
+                "ResourceNotFoundException",
+                "ServerException",
+                "UnsupportedFeatureException",
+            ],
             Operation::DescribeServiceDeployments => &[
                 "AccessDeniedException",
                 "ClientException",
@@ -700,6 +803,16 @@ impl Operation {
                 "ClusterNotFoundException",
                 "InvalidParameterException",
                 "ServerException",
+            ],
+            Operation::DisassociateGatewayFromCluster => &[
+                "AccessDeniedException",
+                "ClientException",
+                "ClusterNotFoundException",
+                "GatewayNotFoundException",
+                "InvalidParameterException",
+                "ResourceNotFoundException",
+                "ServerException",
+                "UnsupportedFeatureException",
             ],
             Operation::DiscoverPollEndpoint => &[
                 "AccessDeniedException",
@@ -768,6 +881,28 @@ impl Operation {
                 "AccessDeniedException",
                 "ClientException",
                 "ClusterNotFoundException",
+                "InvalidParameterException",
+                "ServerException",
+                "UnsupportedFeatureException",
+            ],
+            Operation::ListGatewayClusterAssociations => &[
+                "AccessDeniedException",
+                "ClientException",
+                "InvalidParameterException",
+                "ServerException",
+                "UnsupportedFeatureException",
+            ],
+            Operation::ListGatewayRoutes => &[
+                "AccessDeniedException",
+                "ClientException",
+                "GatewayNotFoundException",
+                "InvalidParameterException",
+                "ServerException",
+                "UnsupportedFeatureException",
+            ],
+            Operation::ListGateways => &[
+                "AccessDeniedException",
+                "ClientException",
                 "InvalidParameterException",
                 "ServerException",
                 "UnsupportedFeatureException",
@@ -1010,6 +1145,14 @@ impl Operation {
                 "ServiceNotFoundException",
                 "UnsupportedFeatureException",
             ],
+            Operation::UpdateGateway => &[
+                "AccessDeniedException",
+                "ClientException",
+                "GatewayNotFoundException",
+                "InvalidParameterException",
+                "ServerException",
+                "UnsupportedFeatureException",
+            ],
             Operation::UpdateService => &[
                 "AccessDeniedException",
                 "ClientException",
@@ -1095,6 +1238,8 @@ pub enum ErrorCode {
     DaemonNotActiveException,
     /// `DaemonNotFoundException` (HTTP 400).
     DaemonNotFoundException,
+    /// `GatewayNotFoundException` (HTTP 400).
+    GatewayNotFoundException,
     /// `InvalidParameterException` (HTTP 400).
     InvalidParameterException,
     /// `LimitExceededException` (HTTP 400).
@@ -1148,6 +1293,7 @@ impl ErrorCode {
         ErrorCode::ConflictException,
         ErrorCode::DaemonNotActiveException,
         ErrorCode::DaemonNotFoundException,
+        ErrorCode::GatewayNotFoundException,
         ErrorCode::InvalidParameterException,
         ErrorCode::LimitExceededException,
         ErrorCode::MissingVersionException,
@@ -1187,6 +1333,7 @@ impl ErrorCode {
             "ConflictException" => Some(ErrorCode::ConflictException),
             "DaemonNotActiveException" => Some(ErrorCode::DaemonNotActiveException),
             "DaemonNotFoundException" => Some(ErrorCode::DaemonNotFoundException),
+            "GatewayNotFoundException" => Some(ErrorCode::GatewayNotFoundException),
             "InvalidParameterException" => Some(ErrorCode::InvalidParameterException),
             "LimitExceededException" => Some(ErrorCode::LimitExceededException),
             "MissingVersionException" => Some(ErrorCode::MissingVersionException),
@@ -1232,6 +1379,7 @@ impl ErrorCode {
             ErrorCode::ConflictException => "ConflictException",
             ErrorCode::DaemonNotActiveException => "DaemonNotActiveException",
             ErrorCode::DaemonNotFoundException => "DaemonNotFoundException",
+            ErrorCode::GatewayNotFoundException => "GatewayNotFoundException",
             ErrorCode::InvalidParameterException => "InvalidParameterException",
             ErrorCode::LimitExceededException => "LimitExceededException",
             ErrorCode::MissingVersionException => "MissingVersionException",
@@ -1271,6 +1419,7 @@ impl ErrorCode {
             | ErrorCode::ConflictException
             | ErrorCode::DaemonNotActiveException
             | ErrorCode::DaemonNotFoundException
+            | ErrorCode::GatewayNotFoundException
             | ErrorCode::InvalidParameterException
             | ErrorCode::LimitExceededException
             | ErrorCode::MissingVersionException
@@ -1428,6 +1577,10 @@ pub enum AcceleratorName {
     H100,
     /// `t4g`
     T4g,
+    /// `l40s`
+    L40s,
+    /// `l4`
+    L4,
     /// A value this version of the model does not list.
     Unknown(String),
 }
@@ -1447,6 +1600,8 @@ impl AcceleratorName {
         "a10g",
         "h100",
         "t4g",
+        "l40s",
+        "l4",
     ];
 
     /// The wire value.
@@ -1464,6 +1619,8 @@ impl AcceleratorName {
             AcceleratorName::A10g => "a10g",
             AcceleratorName::H100 => "h100",
             AcceleratorName::T4g => "t4g",
+            AcceleratorName::L40s => "l40s",
+            AcceleratorName::L4 => "l4",
             AcceleratorName::Unknown(value) => value,
         }
     }
@@ -1482,6 +1639,8 @@ impl AcceleratorName {
             "a10g" => Some(AcceleratorName::A10g),
             "h100" => Some(AcceleratorName::H100),
             "t4g" => Some(AcceleratorName::T4g),
+            "l40s" => Some(AcceleratorName::L40s),
+            "l4" => Some(AcceleratorName::L4),
             _ => None,
         }
     }
@@ -1969,6 +2128,63 @@ impl<'de> serde::Deserialize<'de> for AssignPublicIp {
     }
 }
 
+/// Structure `AssociateGatewayWithClusterRequest`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AssociateGatewayWithClusterRequest {
+    /// Required.
+    #[serde(rename = "cluster", default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// Required.
+    #[serde(rename = "gateway", default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+}
+
+impl crate::Validate for AssociateGatewayWithClusterRequest {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if self.cluster.is_none() {
+            return Err(rt::missing(rt::join(path, "cluster")));
+        }
+        if self.gateway.is_none() {
+            return Err(rt::missing(rt::join(path, "gateway")));
+        }
+        Ok(())
+    }
+}
+
+/// Structure `AssociateGatewayWithClusterResponse`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AssociateGatewayWithClusterResponse {
+    #[serde(
+        rename = "clusterArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cluster_arn: Option<String>,
+    #[serde(
+        rename = "gatewayArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub gateway_arn: Option<String>,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<GatewayClusterAssociationStatus>,
+}
+
+impl crate::Validate for AssociateGatewayWithClusterResponse {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if let Some(GatewayClusterAssociationStatus::Unknown(value)) = &self.status {
+            return Err(rt::bad_enum(
+                rt::join(path, "status"),
+                value,
+                GatewayClusterAssociationStatus::VALUES,
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Structure `Attachment`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Attachment {
@@ -2013,6 +2229,74 @@ impl crate::Validate for AttachmentStateChange {
             return Err(rt::missing(rt::join(path, "status")));
         }
         Ok(())
+    }
+}
+
+/// String enum `AttestationPolicyStatus`.
+///
+/// Values outside the model parse as `Unknown` (and fail validation).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AttestationPolicyStatus {
+    /// `CONFIGURED`
+    Configured,
+    /// A value this version of the model does not list.
+    Unknown(String),
+}
+
+impl AttestationPolicyStatus {
+    /// The values the model lists, in model order.
+    pub const VALUES: &'static [&'static str] = &["CONFIGURED"];
+
+    /// The wire value.
+    pub fn as_str(&self) -> &str {
+        match self {
+            AttestationPolicyStatus::Configured => "CONFIGURED",
+            AttestationPolicyStatus::Unknown(value) => value,
+        }
+    }
+
+    fn known(value: &str) -> Option<Self> {
+        match value {
+            "CONFIGURED" => Some(AttestationPolicyStatus::Configured),
+            _ => None,
+        }
+    }
+}
+
+impl From<&str> for AttestationPolicyStatus {
+    fn from(value: &str) -> Self {
+        Self::known(value).unwrap_or_else(|| AttestationPolicyStatus::Unknown(value.to_owned()))
+    }
+}
+
+impl From<String> for AttestationPolicyStatus {
+    fn from(value: String) -> Self {
+        Self::known(&value).unwrap_or(AttestationPolicyStatus::Unknown(value))
+    }
+}
+
+impl std::str::FromStr for AttestationPolicyStatus {
+    type Err = std::convert::Infallible;
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(Self::from(value))
+    }
+}
+
+impl std::fmt::Display for AttestationPolicyStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for AttestationPolicyStatus {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for AttestationPolicyStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <String as serde::Deserialize>::deserialize(deserializer).map(Self::from)
     }
 }
 
@@ -3931,6 +4215,12 @@ pub struct Container {
     #[serde(rename = "gpuIds", default, skip_serializing_if = "Option::is_none")]
     pub gpu_ids: Option<Vec<String>>,
     #[serde(
+        rename = "gpuSharingStrategy",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub gpu_sharing_strategy: Option<SharingStrategy>,
+    #[serde(
         rename = "healthStatus",
         default,
         skip_serializing_if = "Option::is_none"
@@ -3995,6 +4285,9 @@ pub struct Container {
 impl crate::Validate for Container {
     fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
         use crate::__private as rt;
+        if let Some(x0) = &self.gpu_sharing_strategy {
+            crate::Validate::validate(x0, &rt::join(path, "gpuSharingStrategy"))?;
+        }
         if let Some(HealthStatus::Unknown(value)) = &self.health_status {
             return Err(rt::bad_enum(
                 rt::join(path, "healthStatus"),
@@ -4487,6 +4780,12 @@ pub struct ContainerInstance {
     )]
     pub ec2_instance_id: Option<String>,
     #[serde(
+        rename = "gpuDevices",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub gpu_devices: Option<Vec<GpuDevice>>,
+    #[serde(
         rename = "healthStatus",
         default,
         skip_serializing_if = "Option::is_none"
@@ -4554,6 +4853,12 @@ impl crate::Validate for ContainerInstance {
         }
         if let Some(x0) = &self.attributes {
             let p1 = rt::join(path, "attributes");
+            for (i1, x1) in x0.iter().enumerate() {
+                crate::Validate::validate(x1, &rt::index(&p1, i1))?;
+            }
+        }
+        if let Some(x0) = &self.gpu_devices {
+            let p1 = rt::join(path, "gpuDevices");
             for (i1, x1) in x0.iter().enumerate() {
                 crate::Validate::validate(x1, &rt::index(&p1, i1))?;
             }
@@ -5205,6 +5510,8 @@ pub struct CreateDaemonRequest {
         skip_serializing_if = "Option::is_none"
     )]
     pub cluster_arn: Option<String>,
+    #[serde(rename = "critical", default, skip_serializing_if = "Option::is_none")]
+    pub critical: Option<bool>,
     /// Required.
     #[serde(
         rename = "daemonName",
@@ -5319,6 +5626,12 @@ pub struct CreateExpressGatewayServiceRequest {
     #[serde(rename = "cpu", default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<String>,
     #[serde(
+        rename = "cpuArchitecture",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cpu_architecture: Option<ExpressCpuArchitecture>,
+    #[serde(
         rename = "executionRoleArn",
         default,
         skip_serializing_if = "Option::is_none"
@@ -5385,6 +5698,13 @@ impl crate::Validate for CreateExpressGatewayServiceRequest {
         if self.infrastructure_role_arn.is_none() {
             return Err(rt::missing(rt::join(path, "infrastructureRoleArn")));
         }
+        if let Some(ExpressCpuArchitecture::Unknown(value)) = &self.cpu_architecture {
+            return Err(rt::bad_enum(
+                rt::join(path, "cpuArchitecture"),
+                value,
+                ExpressCpuArchitecture::VALUES,
+            ));
+        }
         if let Some(x0) = &self.primary_container {
             crate::Validate::validate(x0, &rt::join(path, "primaryContainer"))?;
         }
@@ -5414,6 +5734,110 @@ impl crate::Validate for CreateExpressGatewayServiceResponse {
         use crate::__private as rt;
         if let Some(x0) = &self.service {
             crate::Validate::validate(x0, &rt::join(path, "service"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Structure `CreateGatewayRequest`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CreateGatewayRequest {
+    #[serde(
+        rename = "clientToken",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub client_token: Option<String>,
+    /// Required.
+    #[serde(
+        rename = "configuration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub configuration: Option<GatewayConfiguration>,
+    #[serde(
+        rename = "deletionProtection",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deletion_protection: Option<bool>,
+    /// Required.
+    #[serde(
+        rename = "infrastructureRoleArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub infrastructure_role_arn: Option<String>,
+    /// Required.
+    #[serde(rename = "name", default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(
+        rename = "propagateTags",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub propagate_tags: Option<PropagateGatewayTags>,
+    #[serde(rename = "tags", default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<Tag>>,
+}
+
+impl crate::Validate for CreateGatewayRequest {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if self.configuration.is_none() {
+            return Err(rt::missing(rt::join(path, "configuration")));
+        }
+        if self.infrastructure_role_arn.is_none() {
+            return Err(rt::missing(rt::join(path, "infrastructureRoleArn")));
+        }
+        if self.name.is_none() {
+            return Err(rt::missing(rt::join(path, "name")));
+        }
+        if let Some(x0) = &self.configuration {
+            crate::Validate::validate(x0, &rt::join(path, "configuration"))?;
+        }
+        if let Some(PropagateGatewayTags::Unknown(value)) = &self.propagate_tags {
+            return Err(rt::bad_enum(
+                rt::join(path, "propagateTags"),
+                value,
+                PropagateGatewayTags::VALUES,
+            ));
+        }
+        if let Some(x0) = &self.tags {
+            rt::check_len(x0.len(), None, Some(50), "items", || rt::join(path, "tags"))?;
+            let p1 = rt::join(path, "tags");
+            for (i1, x1) in x0.iter().enumerate() {
+                crate::Validate::validate(x1, &rt::index(&p1, i1))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Structure `CreateGatewayResponse`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CreateGatewayResponse {
+    #[serde(
+        rename = "gatewayArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub gateway_arn: Option<String>,
+    #[serde(rename = "name", default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<GatewayStatus>,
+}
+
+impl crate::Validate for CreateGatewayResponse {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if let Some(GatewayStatus::Unknown(value)) = &self.status {
+            return Err(rt::bad_enum(
+                rt::join(path, "status"),
+                value,
+                GatewayStatus::VALUES,
+            ));
         }
         Ok(())
     }
@@ -5535,6 +5959,12 @@ pub struct CreateServiceRequest {
         skip_serializing_if = "Option::is_none"
     )]
     pub enable_execute_command: Option<bool>,
+    #[serde(
+        rename = "gatewayConnectors",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub gateway_connectors: Option<Vec<GatewayConnector>>,
     #[serde(
         rename = "healthCheckGracePeriodSeconds",
         default,
@@ -5664,6 +6094,15 @@ impl crate::Validate for CreateServiceRequest {
         }
         if let Some(x0) = &self.deployment_controller {
             crate::Validate::validate(x0, &rt::join(path, "deploymentController"))?;
+        }
+        if let Some(x0) = &self.gateway_connectors {
+            rt::check_len(x0.len(), None, Some(1), "items", || {
+                rt::join(path, "gatewayConnectors")
+            })?;
+            let p1 = rt::join(path, "gatewayConnectors");
+            for (i1, x1) in x0.iter().enumerate() {
+                crate::Validate::validate(x1, &rt::index(&p1, i1))?;
+            }
         }
         if let Some(LaunchType::Unknown(value)) = &self.launch_type {
             return Err(rt::bad_enum(
@@ -5921,6 +6360,12 @@ pub struct DaemonCapacityProvider {
         skip_serializing_if = "Option::is_none"
     )]
     pub running_count: Option<i32>,
+    #[serde(
+        rename = "withoutDaemonCount",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub without_daemon_count: Option<i32>,
 }
 
 impl crate::Validate for DaemonCapacityProvider {
@@ -6313,6 +6758,12 @@ pub struct DaemonDeploymentCapacityProvider {
         skip_serializing_if = "Option::is_none"
     )]
     pub running_instance_count: Option<i32>,
+    #[serde(
+        rename = "withoutDaemonInstanceCount",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub without_daemon_instance_count: Option<i32>,
 }
 
 impl crate::Validate for DaemonDeploymentCapacityProvider {
@@ -6375,6 +6826,12 @@ pub struct DaemonDeploymentRevisionDetail {
         skip_serializing_if = "Option::is_none"
     )]
     pub total_running_instance_count: Option<i32>,
+    #[serde(
+        rename = "totalWithoutDaemonInstanceCount",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub total_without_daemon_instance_count: Option<i32>,
 }
 
 impl crate::Validate for DaemonDeploymentRevisionDetail {
@@ -6975,6 +7432,8 @@ pub struct DaemonRevision {
     pub container_images: Option<Vec<DaemonContainerImage>>,
     #[serde(rename = "createdAt", default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<crate::Timestamp>,
+    #[serde(rename = "critical", default, skip_serializing_if = "Option::is_none")]
+    pub critical: Option<bool>,
     #[serde(rename = "daemonArn", default, skip_serializing_if = "Option::is_none")]
     pub daemon_arn: Option<String>,
     #[serde(
@@ -7040,6 +7499,12 @@ pub struct DaemonRevisionDetail {
         skip_serializing_if = "Option::is_none"
     )]
     pub total_running_count: Option<i32>,
+    #[serde(
+        rename = "totalWithoutDaemonCount",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub total_without_daemon_count: Option<i32>,
 }
 
 impl crate::Validate for DaemonRevisionDetail {
@@ -7266,6 +7731,12 @@ impl crate::Validate for DaemonTaskDefinition {
                 value,
                 DaemonTaskDefinitionStatus::VALUES,
             ));
+        }
+        if let Some(x0) = &self.volumes {
+            let p1 = rt::join(path, "volumes");
+            for (i1, x1) in x0.iter().enumerate() {
+                crate::Validate::validate(x1, &rt::index(&p1, i1))?;
+            }
         }
         Ok(())
     }
@@ -7539,12 +8010,22 @@ impl crate::Validate for DaemonTaskDefinitionSummary {
 pub struct DaemonVolume {
     #[serde(rename = "host", default, skip_serializing_if = "Option::is_none")]
     pub host: Option<HostVolumeProperties>,
+    #[serde(
+        rename = "logDriverVolumeConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub log_driver_volume_configuration: Option<LogDriverVolumeConfiguration>,
     #[serde(rename = "name", default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
 
 impl crate::Validate for DaemonVolume {
-    fn validate(&self, _path: &str) -> Result<(), crate::ValidationError> {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if let Some(x0) = &self.log_driver_volume_configuration {
+            crate::Validate::validate(x0, &rt::join(path, "logDriverVolumeConfiguration"))?;
+        }
         Ok(())
     }
 }
@@ -7855,6 +8336,53 @@ impl crate::Validate for DeleteExpressGatewayServiceResponse {
         use crate::__private as rt;
         if let Some(x0) = &self.service {
             crate::Validate::validate(x0, &rt::join(path, "service"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Structure `DeleteGatewayRequest`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DeleteGatewayRequest {
+    /// Required.
+    #[serde(rename = "gateway", default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+}
+
+impl crate::Validate for DeleteGatewayRequest {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if self.gateway.is_none() {
+            return Err(rt::missing(rt::join(path, "gateway")));
+        }
+        Ok(())
+    }
+}
+
+/// Structure `DeleteGatewayResponse`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DeleteGatewayResponse {
+    #[serde(
+        rename = "gatewayArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub gateway_arn: Option<String>,
+    #[serde(rename = "name", default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<GatewayStatus>,
+}
+
+impl crate::Validate for DeleteGatewayResponse {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if let Some(GatewayStatus::Unknown(value)) = &self.status {
+            return Err(rt::bad_enum(
+                rt::join(path, "status"),
+                value,
+                GatewayStatus::VALUES,
+            ));
         }
         Ok(())
     }
@@ -8253,6 +8781,12 @@ pub struct DeploymentConfiguration {
     )]
     pub deployment_circuit_breaker: Option<DeploymentCircuitBreaker>,
     #[serde(
+        rename = "earlySuccessCriteria",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub early_success_criteria: Option<DeploymentEarlySuccessCriteria>,
+    #[serde(
         rename = "lifecycleHooks",
         default,
         skip_serializing_if = "Option::is_none"
@@ -8288,6 +8822,9 @@ impl crate::Validate for DeploymentConfiguration {
         }
         if let Some(x0) = &self.deployment_circuit_breaker {
             crate::Validate::validate(x0, &rt::join(path, "deploymentCircuitBreaker"))?;
+        }
+        if let Some(x0) = &self.early_success_criteria {
+            crate::Validate::validate(x0, &rt::join(path, "earlySuccessCriteria"))?;
         }
         if let Some(x0) = &self.lifecycle_hooks {
             let p1 = rt::join(path, "lifecycleHooks");
@@ -8404,6 +8941,49 @@ impl serde::Serialize for DeploymentControllerType {
 impl<'de> serde::Deserialize<'de> for DeploymentControllerType {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(deserializer).map(Self::from)
+    }
+}
+
+/// Structure `DeploymentEarlySuccessCriteria`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DeploymentEarlySuccessCriteria {
+    /// Required.
+    #[serde(rename = "enable", default, skip_serializing_if = "Option::is_none")]
+    pub enable: Option<bool>,
+    #[serde(
+        rename = "healthyPercent",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub healthy_percent: Option<i32>,
+    #[serde(
+        rename = "sourceServiceRevisionCleanup",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub source_service_revision_cleanup: Option<ServiceRevisionCleanup>,
+}
+
+impl crate::Validate for DeploymentEarlySuccessCriteria {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if self.enable.is_none() {
+            return Err(rt::missing(rt::join(path, "enable")));
+        }
+        if let Some(x0) = &self.healthy_percent {
+            rt::check_int(i64::from(*x0), Some(0), Some(100), || {
+                rt::join(path, "healthyPercent")
+            })?;
+        }
+        if let Some(ServiceRevisionCleanup::Unknown(value)) = &self.source_service_revision_cleanup
+        {
+            return Err(rt::bad_enum(
+                rt::join(path, "sourceServiceRevisionCleanup"),
+                value,
+                ServiceRevisionCleanup::VALUES,
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -9581,6 +10161,247 @@ impl crate::Validate for DescribeExpressGatewayServiceResponse {
     }
 }
 
+/// Structure `DescribeGatewayAlbConfiguration`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DescribeGatewayAlbConfiguration {
+    #[serde(
+        rename = "accessLogs",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub access_logs: Option<GatewayElbAccessLogConfiguration>,
+    #[serde(
+        rename = "currentAlbCount",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub current_alb_count: Option<i32>,
+    #[serde(
+        rename = "httpDesync",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub http_desync: Option<GatewayAlbDesyncMitigationMode>,
+    #[serde(
+        rename = "maxAlbCount",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_alb_count: Option<i32>,
+    #[serde(
+        rename = "networkConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub network_configuration: Option<GatewayElbNetworkConfiguration>,
+    #[serde(rename = "port", default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i32>,
+    #[serde(rename = "protocol", default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<GatewayAlbProtocol>,
+    #[serde(rename = "scheme", default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<GatewayElbScheme>,
+    #[serde(
+        rename = "testTrafficRules",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub test_traffic_rules: Option<GatewayAlbTestTrafficRules>,
+    #[serde(rename = "webACLArn", default, skip_serializing_if = "Option::is_none")]
+    pub web_acl_arn: Option<String>,
+}
+
+impl crate::Validate for DescribeGatewayAlbConfiguration {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if let Some(x0) = &self.access_logs {
+            crate::Validate::validate(x0, &rt::join(path, "accessLogs"))?;
+        }
+        if let Some(GatewayAlbDesyncMitigationMode::Unknown(value)) = &self.http_desync {
+            return Err(rt::bad_enum(
+                rt::join(path, "httpDesync"),
+                value,
+                GatewayAlbDesyncMitigationMode::VALUES,
+            ));
+        }
+        if let Some(x0) = &self.network_configuration {
+            crate::Validate::validate(x0, &rt::join(path, "networkConfiguration"))?;
+        }
+        if let Some(GatewayAlbProtocol::Unknown(value)) = &self.protocol {
+            return Err(rt::bad_enum(
+                rt::join(path, "protocol"),
+                value,
+                GatewayAlbProtocol::VALUES,
+            ));
+        }
+        if let Some(GatewayElbScheme::Unknown(value)) = &self.scheme {
+            return Err(rt::bad_enum(
+                rt::join(path, "scheme"),
+                value,
+                GatewayElbScheme::VALUES,
+            ));
+        }
+        if let Some(x0) = &self.test_traffic_rules {
+            crate::Validate::validate(x0, &rt::join(path, "testTrafficRules"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Union shape (exactly one member set) `DescribeGatewayConfiguration`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DescribeGatewayConfiguration {
+    #[serde(
+        rename = "hostSharedAlb",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub host_shared_alb: Option<DescribeGatewayAlbConfiguration>,
+}
+
+impl crate::Validate for DescribeGatewayConfiguration {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        let set = [self.host_shared_alb.is_some()]
+            .into_iter()
+            .filter(|set| *set)
+            .count();
+        if set != 1 {
+            return Err(rt::union_count(path, &["hostSharedAlb"], set));
+        }
+        if let Some(x0) = &self.host_shared_alb {
+            crate::Validate::validate(x0, &rt::join(path, "hostSharedAlb"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Structure `DescribeGatewayRequest`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DescribeGatewayRequest {
+    /// Required.
+    #[serde(rename = "gateway", default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+}
+
+impl crate::Validate for DescribeGatewayRequest {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if self.gateway.is_none() {
+            return Err(rt::missing(rt::join(path, "gateway")));
+        }
+        Ok(())
+    }
+}
+
+/// Structure `DescribeGatewayResourcesRequest`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DescribeGatewayResourcesRequest {
+    /// Required.
+    #[serde(rename = "gateway", default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+    #[serde(
+        rename = "maxResults",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_results: Option<i32>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+impl crate::Validate for DescribeGatewayResourcesRequest {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if self.gateway.is_none() {
+            return Err(rt::missing(rt::join(path, "gateway")));
+        }
+        Ok(())
+    }
+}
+
+/// Structure `DescribeGatewayResourcesResponse`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DescribeGatewayResourcesResponse {
+    #[serde(
+        rename = "gatewayResources",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub gateway_resources: Option<GatewayResources>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+impl crate::Validate for DescribeGatewayResourcesResponse {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if let Some(x0) = &self.gateway_resources {
+            crate::Validate::validate(x0, &rt::join(path, "gatewayResources"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Structure `DescribeGatewayResponse`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DescribeGatewayResponse {
+    #[serde(rename = "gateway", default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<Gateway>,
+}
+
+impl crate::Validate for DescribeGatewayResponse {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if let Some(x0) = &self.gateway {
+            crate::Validate::validate(x0, &rt::join(path, "gateway"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Structure `DescribeGatewayRouteRequest`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DescribeGatewayRouteRequest {
+    /// Required.
+    #[serde(
+        rename = "gatewayRouteArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub gateway_route_arn: Option<String>,
+}
+
+impl crate::Validate for DescribeGatewayRouteRequest {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if self.gateway_route_arn.is_none() {
+            return Err(rt::missing(rt::join(path, "gatewayRouteArn")));
+        }
+        Ok(())
+    }
+}
+
+/// Structure `DescribeGatewayRouteResponse`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DescribeGatewayRouteResponse {
+    #[serde(
+        rename = "gatewayRoute",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub gateway_route: Option<GatewayRoute>,
+}
+
+impl crate::Validate for DescribeGatewayRouteResponse {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if let Some(x0) = &self.gateway_route {
+            crate::Validate::validate(x0, &rt::join(path, "gatewayRoute"))?;
+        }
+        Ok(())
+    }
+}
+
 /// Structure `DescribeServiceDeploymentsRequest`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DescribeServiceDeploymentsRequest {
@@ -10107,6 +10928,63 @@ impl<'de> serde::Deserialize<'de> for DeviceCgroupPermission {
     }
 }
 
+/// Structure `DisassociateGatewayFromClusterRequest`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DisassociateGatewayFromClusterRequest {
+    /// Required.
+    #[serde(rename = "cluster", default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// Required.
+    #[serde(rename = "gateway", default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+}
+
+impl crate::Validate for DisassociateGatewayFromClusterRequest {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if self.cluster.is_none() {
+            return Err(rt::missing(rt::join(path, "cluster")));
+        }
+        if self.gateway.is_none() {
+            return Err(rt::missing(rt::join(path, "gateway")));
+        }
+        Ok(())
+    }
+}
+
+/// Structure `DisassociateGatewayFromClusterResponse`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DisassociateGatewayFromClusterResponse {
+    #[serde(
+        rename = "clusterArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cluster_arn: Option<String>,
+    #[serde(
+        rename = "gatewayArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub gateway_arn: Option<String>,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<GatewayClusterAssociationStatus>,
+}
+
+impl crate::Validate for DisassociateGatewayFromClusterResponse {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if let Some(GatewayClusterAssociationStatus::Unknown(value)) = &self.status {
+            return Err(rt::bad_enum(
+                rt::join(path, "status"),
+                value,
+                GatewayClusterAssociationStatus::VALUES,
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Structure `DiscoverPollEndpointRequest`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DiscoverPollEndpointRequest {
@@ -10381,6 +11259,12 @@ pub struct ECSManagedResources {
     )]
     pub auto_scaling: Option<ManagedAutoScaling>,
     #[serde(
+        rename = "gatewayConnections",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub gateway_connections: Option<Vec<GatewayConnection>>,
+    #[serde(
         rename = "ingressPaths",
         default,
         skip_serializing_if = "Option::is_none"
@@ -10407,6 +11291,15 @@ impl crate::Validate for ECSManagedResources {
         use crate::__private as rt;
         if let Some(x0) = &self.auto_scaling {
             crate::Validate::validate(x0, &rt::join(path, "autoScaling"))?;
+        }
+        if let Some(x0) = &self.gateway_connections {
+            rt::check_len(x0.len(), None, Some(5), "items", || {
+                rt::join(path, "gatewayConnections")
+            })?;
+            let p1 = rt::join(path, "gatewayConnections");
+            for (i1, x1) in x0.iter().enumerate() {
+                crate::Validate::validate(x1, &rt::index(&p1, i1))?;
+            }
         }
         if let Some(x0) = &self.ingress_paths {
             let p1 = rt::join(path, "ingressPaths");
@@ -10659,6 +11552,41 @@ impl crate::Validate for EFSVolumeConfiguration {
                 EFSTransitEncryption::VALUES,
             ));
         }
+        Ok(())
+    }
+}
+
+/// Structure `ElbGatewayResources`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ElbGatewayResources {
+    #[serde(
+        rename = "gatewayRouteArns",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub gateway_route_arns: Option<Vec<String>>,
+    #[serde(
+        rename = "listenerArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub listener_arn: Option<String>,
+    #[serde(
+        rename = "loadBalancerArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub load_balancer_arn: Option<String>,
+    #[serde(
+        rename = "securityGroup",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub security_group: Option<String>,
+}
+
+impl crate::Validate for ElbGatewayResources {
+    fn validate(&self, _path: &str) -> Result<(), crate::ValidationError> {
         Ok(())
     }
 }
@@ -11003,6 +11931,78 @@ impl crate::Validate for ExecuteCommandResponse {
     }
 }
 
+/// String enum `ExpressCpuArchitecture`.
+///
+/// Values outside the model parse as `Unknown` (and fail validation).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ExpressCpuArchitecture {
+    /// `X86_64`
+    X8664,
+    /// `ARM64`
+    Arm64,
+    /// A value this version of the model does not list.
+    Unknown(String),
+}
+
+impl ExpressCpuArchitecture {
+    /// The values the model lists, in model order.
+    pub const VALUES: &'static [&'static str] = &["X86_64", "ARM64"];
+
+    /// The wire value.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ExpressCpuArchitecture::X8664 => "X86_64",
+            ExpressCpuArchitecture::Arm64 => "ARM64",
+            ExpressCpuArchitecture::Unknown(value) => value,
+        }
+    }
+
+    fn known(value: &str) -> Option<Self> {
+        match value {
+            "X86_64" => Some(ExpressCpuArchitecture::X8664),
+            "ARM64" => Some(ExpressCpuArchitecture::Arm64),
+            _ => None,
+        }
+    }
+}
+
+impl From<&str> for ExpressCpuArchitecture {
+    fn from(value: &str) -> Self {
+        Self::known(value).unwrap_or_else(|| ExpressCpuArchitecture::Unknown(value.to_owned()))
+    }
+}
+
+impl From<String> for ExpressCpuArchitecture {
+    fn from(value: String) -> Self {
+        Self::known(&value).unwrap_or(ExpressCpuArchitecture::Unknown(value))
+    }
+}
+
+impl std::str::FromStr for ExpressCpuArchitecture {
+    type Err = std::convert::Infallible;
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(Self::from(value))
+    }
+}
+
+impl std::fmt::Display for ExpressCpuArchitecture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for ExpressCpuArchitecture {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ExpressCpuArchitecture {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <String as serde::Deserialize>::deserialize(deserializer).map(Self::from)
+    }
+}
+
 /// Structure `ExpressGatewayContainer`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ExpressGatewayContainer {
@@ -11152,6 +12152,12 @@ impl crate::Validate for ExpressGatewayServiceAwsLogsConfiguration {
 pub struct ExpressGatewayServiceConfiguration {
     #[serde(rename = "cpu", default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<String>,
+    #[serde(
+        rename = "cpuArchitecture",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cpu_architecture: Option<ExpressCpuArchitecture>,
     #[serde(rename = "createdAt", default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<crate::Timestamp>,
     #[serde(
@@ -11215,6 +12221,13 @@ pub struct ExpressGatewayServiceConfiguration {
 impl crate::Validate for ExpressGatewayServiceConfiguration {
     fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
         use crate::__private as rt;
+        if let Some(ExpressCpuArchitecture::Unknown(value)) = &self.cpu_architecture {
+            return Err(rt::bad_enum(
+                rt::join(path, "cpuArchitecture"),
+                value,
+                ExpressCpuArchitecture::VALUES,
+            ));
+        }
         if let Some(x0) = &self.ingress_paths {
             let p1 = rt::join(path, "ingressPaths");
             for (i1, x1) in x0.iter().enumerate() {
@@ -11696,6 +12709,1599 @@ impl<'de> serde::Deserialize<'de> for FirelensConfigurationType {
     }
 }
 
+/// Structure `Gateway`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Gateway {
+    #[serde(
+        rename = "accessType",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub access_type: Option<AccessType>,
+    #[serde(
+        rename = "configuration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub configuration: Option<DescribeGatewayConfiguration>,
+    #[serde(rename = "createdAt", default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<crate::Timestamp>,
+    #[serde(
+        rename = "deletionProtection",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deletion_protection: Option<bool>,
+    #[serde(rename = "failures", default, skip_serializing_if = "Option::is_none")]
+    pub failures: Option<Vec<GatewayResourceFailure>>,
+    #[serde(
+        rename = "gatewayArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub gateway_arn: Option<String>,
+    #[serde(
+        rename = "infrastructureRoleArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub infrastructure_role_arn: Option<String>,
+    #[serde(rename = "name", default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(
+        rename = "propagateTags",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub propagate_tags: Option<PropagateGatewayTags>,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<GatewayStatus>,
+    #[serde(
+        rename = "statusReason",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub status_reason: Option<String>,
+    #[serde(rename = "tags", default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<Tag>>,
+    #[serde(rename = "updatedAt", default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<crate::Timestamp>,
+}
+
+impl crate::Validate for Gateway {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if let Some(AccessType::Unknown(value)) = &self.access_type {
+            return Err(rt::bad_enum(
+                rt::join(path, "accessType"),
+                value,
+                AccessType::VALUES,
+            ));
+        }
+        if let Some(x0) = &self.configuration {
+            crate::Validate::validate(x0, &rt::join(path, "configuration"))?;
+        }
+        if let Some(x0) = &self.failures {
+            rt::check_len(x0.len(), None, Some(200), "items", || {
+                rt::join(path, "failures")
+            })?;
+            let p1 = rt::join(path, "failures");
+            for (i1, x1) in x0.iter().enumerate() {
+                crate::Validate::validate(x1, &rt::index(&p1, i1))?;
+            }
+        }
+        if let Some(PropagateGatewayTags::Unknown(value)) = &self.propagate_tags {
+            return Err(rt::bad_enum(
+                rt::join(path, "propagateTags"),
+                value,
+                PropagateGatewayTags::VALUES,
+            ));
+        }
+        if let Some(GatewayStatus::Unknown(value)) = &self.status {
+            return Err(rt::bad_enum(
+                rt::join(path, "status"),
+                value,
+                GatewayStatus::VALUES,
+            ));
+        }
+        if let Some(x0) = &self.tags {
+            rt::check_len(x0.len(), None, Some(50), "items", || rt::join(path, "tags"))?;
+            let p1 = rt::join(path, "tags");
+            for (i1, x1) in x0.iter().enumerate() {
+                crate::Validate::validate(x1, &rt::index(&p1, i1))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// String enum `GatewayAlbDesyncMitigationMode`.
+///
+/// Values outside the model parse as `Unknown` (and fail validation).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GatewayAlbDesyncMitigationMode {
+    /// `monitor`
+    Monitor,
+    /// `defensive`
+    Defensive,
+    /// `strictest`
+    Strictest,
+    /// A value this version of the model does not list.
+    Unknown(String),
+}
+
+impl GatewayAlbDesyncMitigationMode {
+    /// The values the model lists, in model order.
+    pub const VALUES: &'static [&'static str] = &["monitor", "defensive", "strictest"];
+
+    /// The wire value.
+    pub fn as_str(&self) -> &str {
+        match self {
+            GatewayAlbDesyncMitigationMode::Monitor => "monitor",
+            GatewayAlbDesyncMitigationMode::Defensive => "defensive",
+            GatewayAlbDesyncMitigationMode::Strictest => "strictest",
+            GatewayAlbDesyncMitigationMode::Unknown(value) => value,
+        }
+    }
+
+    fn known(value: &str) -> Option<Self> {
+        match value {
+            "monitor" => Some(GatewayAlbDesyncMitigationMode::Monitor),
+            "defensive" => Some(GatewayAlbDesyncMitigationMode::Defensive),
+            "strictest" => Some(GatewayAlbDesyncMitigationMode::Strictest),
+            _ => None,
+        }
+    }
+}
+
+impl From<&str> for GatewayAlbDesyncMitigationMode {
+    fn from(value: &str) -> Self {
+        Self::known(value)
+            .unwrap_or_else(|| GatewayAlbDesyncMitigationMode::Unknown(value.to_owned()))
+    }
+}
+
+impl From<String> for GatewayAlbDesyncMitigationMode {
+    fn from(value: String) -> Self {
+        Self::known(&value).unwrap_or(GatewayAlbDesyncMitigationMode::Unknown(value))
+    }
+}
+
+impl std::str::FromStr for GatewayAlbDesyncMitigationMode {
+    type Err = std::convert::Infallible;
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(Self::from(value))
+    }
+}
+
+impl std::fmt::Display for GatewayAlbDesyncMitigationMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for GatewayAlbDesyncMitigationMode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for GatewayAlbDesyncMitigationMode {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <String as serde::Deserialize>::deserialize(deserializer).map(Self::from)
+    }
+}
+
+/// String enum `GatewayAlbProtocol`.
+///
+/// Values outside the model parse as `Unknown` (and fail validation).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GatewayAlbProtocol {
+    /// `HTTP`
+    Http,
+    /// `HTTPS`
+    Https,
+    /// A value this version of the model does not list.
+    Unknown(String),
+}
+
+impl GatewayAlbProtocol {
+    /// The values the model lists, in model order.
+    pub const VALUES: &'static [&'static str] = &["HTTP", "HTTPS"];
+
+    /// The wire value.
+    pub fn as_str(&self) -> &str {
+        match self {
+            GatewayAlbProtocol::Http => "HTTP",
+            GatewayAlbProtocol::Https => "HTTPS",
+            GatewayAlbProtocol::Unknown(value) => value,
+        }
+    }
+
+    fn known(value: &str) -> Option<Self> {
+        match value {
+            "HTTP" => Some(GatewayAlbProtocol::Http),
+            "HTTPS" => Some(GatewayAlbProtocol::Https),
+            _ => None,
+        }
+    }
+}
+
+impl From<&str> for GatewayAlbProtocol {
+    fn from(value: &str) -> Self {
+        Self::known(value).unwrap_or_else(|| GatewayAlbProtocol::Unknown(value.to_owned()))
+    }
+}
+
+impl From<String> for GatewayAlbProtocol {
+    fn from(value: String) -> Self {
+        Self::known(&value).unwrap_or(GatewayAlbProtocol::Unknown(value))
+    }
+}
+
+impl std::str::FromStr for GatewayAlbProtocol {
+    type Err = std::convert::Infallible;
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(Self::from(value))
+    }
+}
+
+impl std::fmt::Display for GatewayAlbProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for GatewayAlbProtocol {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for GatewayAlbProtocol {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <String as serde::Deserialize>::deserialize(deserializer).map(Self::from)
+    }
+}
+
+/// Structure `GatewayAlbTestTrafficRules`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GatewayAlbTestTrafficRules {
+    #[serde(rename = "header", default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<GatewayTestTrafficHeader>,
+}
+
+impl crate::Validate for GatewayAlbTestTrafficRules {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if let Some(x0) = &self.header {
+            crate::Validate::validate(x0, &rt::join(path, "header"))?;
+        }
+        Ok(())
+    }
+}
+
+/// String enum `GatewayClusterAssociationStatus`.
+///
+/// Values outside the model parse as `Unknown` (and fail validation).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GatewayClusterAssociationStatus {
+    /// `ACTIVE`
+    Active,
+    /// `DISASSOCIATING`
+    Disassociating,
+    /// `INACTIVE`
+    Inactive,
+    /// A value this version of the model does not list.
+    Unknown(String),
+}
+
+impl GatewayClusterAssociationStatus {
+    /// The values the model lists, in model order.
+    pub const VALUES: &'static [&'static str] = &["ACTIVE", "DISASSOCIATING", "INACTIVE"];
+
+    /// The wire value.
+    pub fn as_str(&self) -> &str {
+        match self {
+            GatewayClusterAssociationStatus::Active => "ACTIVE",
+            GatewayClusterAssociationStatus::Disassociating => "DISASSOCIATING",
+            GatewayClusterAssociationStatus::Inactive => "INACTIVE",
+            GatewayClusterAssociationStatus::Unknown(value) => value,
+        }
+    }
+
+    fn known(value: &str) -> Option<Self> {
+        match value {
+            "ACTIVE" => Some(GatewayClusterAssociationStatus::Active),
+            "DISASSOCIATING" => Some(GatewayClusterAssociationStatus::Disassociating),
+            "INACTIVE" => Some(GatewayClusterAssociationStatus::Inactive),
+            _ => None,
+        }
+    }
+}
+
+impl From<&str> for GatewayClusterAssociationStatus {
+    fn from(value: &str) -> Self {
+        Self::known(value)
+            .unwrap_or_else(|| GatewayClusterAssociationStatus::Unknown(value.to_owned()))
+    }
+}
+
+impl From<String> for GatewayClusterAssociationStatus {
+    fn from(value: String) -> Self {
+        Self::known(&value).unwrap_or(GatewayClusterAssociationStatus::Unknown(value))
+    }
+}
+
+impl std::str::FromStr for GatewayClusterAssociationStatus {
+    type Err = std::convert::Infallible;
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(Self::from(value))
+    }
+}
+
+impl std::fmt::Display for GatewayClusterAssociationStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for GatewayClusterAssociationStatus {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for GatewayClusterAssociationStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <String as serde::Deserialize>::deserialize(deserializer).map(Self::from)
+    }
+}
+
+/// Structure `GatewayClusterAssociationSummary`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GatewayClusterAssociationSummary {
+    #[serde(
+        rename = "clusterArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cluster_arn: Option<String>,
+    #[serde(
+        rename = "gatewayArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub gateway_arn: Option<String>,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<GatewayClusterAssociationStatus>,
+}
+
+impl crate::Validate for GatewayClusterAssociationSummary {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if let Some(GatewayClusterAssociationStatus::Unknown(value)) = &self.status {
+            return Err(rt::bad_enum(
+                rt::join(path, "status"),
+                value,
+                GatewayClusterAssociationStatus::VALUES,
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Union shape (exactly one member set) `GatewayConfiguration`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GatewayConfiguration {
+    #[serde(
+        rename = "hostSharedAlb",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub host_shared_alb: Option<HostSharedAlbConfiguration>,
+}
+
+impl crate::Validate for GatewayConfiguration {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        let set = [self.host_shared_alb.is_some()]
+            .into_iter()
+            .filter(|set| *set)
+            .count();
+        if set != 1 {
+            return Err(rt::union_count(path, &["hostSharedAlb"], set));
+        }
+        if let Some(x0) = &self.host_shared_alb {
+            crate::Validate::validate(x0, &rt::join(path, "hostSharedAlb"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Structure `GatewayConnection`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GatewayConnection {
+    #[serde(
+        rename = "accessType",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub access_type: Option<AccessType>,
+    #[serde(
+        rename = "gatewayArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub gateway_arn: Option<String>,
+    #[serde(
+        rename = "gatewayRouteArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub gateway_route_arn: Option<String>,
+    #[serde(rename = "portName", default, skip_serializing_if = "Option::is_none")]
+    pub port_name: Option<String>,
+    #[serde(rename = "resources", default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<GatewayConnectionResources>,
+    #[serde(
+        rename = "serviceUrl",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub service_url: Option<String>,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<GatewayRouteStatus>,
+}
+
+impl crate::Validate for GatewayConnection {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if let Some(AccessType::Unknown(value)) = &self.access_type {
+            return Err(rt::bad_enum(
+                rt::join(path, "accessType"),
+                value,
+                AccessType::VALUES,
+            ));
+        }
+        if let Some(x0) = &self.resources {
+            crate::Validate::validate(x0, &rt::join(path, "resources"))?;
+        }
+        if let Some(GatewayRouteStatus::Unknown(value)) = &self.status {
+            return Err(rt::bad_enum(
+                rt::join(path, "status"),
+                value,
+                GatewayRouteStatus::VALUES,
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Structure `GatewayConnectionAlbResources`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GatewayConnectionAlbResources {
+    #[serde(
+        rename = "acmCertificateArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub acm_certificate_arn: Option<String>,
+    #[serde(
+        rename = "alternateTargetGroupArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub alternate_target_group_arn: Option<String>,
+    #[serde(
+        rename = "listenerArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub listener_arn: Option<String>,
+    #[serde(
+        rename = "listenerRuleArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub listener_rule_arn: Option<String>,
+    #[serde(
+        rename = "loadBalancerArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub load_balancer_arn: Option<String>,
+    #[serde(
+        rename = "loadBalancerSecurityGroupArns",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub load_balancer_security_group_arns: Option<Vec<String>>,
+    #[serde(
+        rename = "targetGroupArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub target_group_arn: Option<String>,
+    #[serde(
+        rename = "testListenerRuleArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub test_listener_rule_arn: Option<String>,
+}
+
+impl crate::Validate for GatewayConnectionAlbResources {
+    fn validate(&self, _path: &str) -> Result<(), crate::ValidationError> {
+        Ok(())
+    }
+}
+
+/// Union shape (exactly one member set) `GatewayConnectionResources`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GatewayConnectionResources {
+    #[serde(
+        rename = "hostSharedAlb",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub host_shared_alb: Option<Vec<GatewayConnectionAlbResources>>,
+}
+
+impl crate::Validate for GatewayConnectionResources {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        let set = [self.host_shared_alb.is_some()]
+            .into_iter()
+            .filter(|set| *set)
+            .count();
+        if set != 1 {
+            return Err(rt::union_count(path, &["hostSharedAlb"], set));
+        }
+        if let Some(x0) = &self.host_shared_alb {
+            rt::check_len(x0.len(), None, Some(1), "items", || {
+                rt::join(path, "hostSharedAlb")
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Structure `GatewayConnector`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GatewayConnector {
+    #[serde(
+        rename = "deregistrationDelay",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deregistration_delay: Option<GatewayConnectorDeregistrationDelay>,
+    #[serde(rename = "filters", default, skip_serializing_if = "Option::is_none")]
+    pub filters: Option<GatewayConnectorFilters>,
+    #[serde(
+        rename = "healthCheck",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub health_check: Option<GatewayConnectorHealthCheck>,
+    /// Required.
+    #[serde(rename = "portName", default, skip_serializing_if = "Option::is_none")]
+    pub port_name: Option<String>,
+}
+
+impl crate::Validate for GatewayConnector {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if self.port_name.is_none() {
+            return Err(rt::missing(rt::join(path, "portName")));
+        }
+        if let Some(x0) = &self.deregistration_delay {
+            crate::Validate::validate(x0, &rt::join(path, "deregistrationDelay"))?;
+        }
+        if let Some(x0) = &self.filters {
+            crate::Validate::validate(x0, &rt::join(path, "filters"))?;
+        }
+        if let Some(x0) = &self.health_check {
+            crate::Validate::validate(x0, &rt::join(path, "healthCheck"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Structure `GatewayConnectorDeregistrationDelay`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GatewayConnectorDeregistrationDelay {
+    #[serde(
+        rename = "timeoutSeconds",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub timeout_seconds: Option<i32>,
+}
+
+impl crate::Validate for GatewayConnectorDeregistrationDelay {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if let Some(x0) = &self.timeout_seconds {
+            rt::check_int(i64::from(*x0), Some(0), Some(3600), || {
+                rt::join(path, "timeoutSeconds")
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Structure `GatewayConnectorFilters`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GatewayConnectorFilters {
+    #[serde(
+        rename = "accessTypes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub access_types: Option<Vec<AccessType>>,
+}
+
+impl crate::Validate for GatewayConnectorFilters {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if let Some(x0) = &self.access_types {
+            rt::check_len(x0.len(), None, Some(2), "items", || {
+                rt::join(path, "accessTypes")
+            })?;
+            let p1 = rt::join(path, "accessTypes");
+            for (i1, x1) in x0.iter().enumerate() {
+                if let AccessType::Unknown(value) = x1 {
+                    return Err(rt::bad_enum(rt::index(&p1, i1), value, AccessType::VALUES));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Structure `GatewayConnectorHealthCheck`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GatewayConnectorHealthCheck {
+    #[serde(
+        rename = "healthCheckIntervalSeconds",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub health_check_interval_seconds: Option<i32>,
+    #[serde(
+        rename = "healthCheckPath",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub health_check_path: Option<String>,
+    #[serde(
+        rename = "healthCheckPort",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub health_check_port: Option<i32>,
+    #[serde(
+        rename = "healthCheckProtocol",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub health_check_protocol: Option<GatewayConnectorHealthCheckProtocol>,
+    #[serde(
+        rename = "healthCheckTimeoutSeconds",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub health_check_timeout_seconds: Option<i32>,
+    #[serde(
+        rename = "healthyThresholdCount",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub healthy_threshold_count: Option<i32>,
+    #[serde(rename = "matcher", default, skip_serializing_if = "Option::is_none")]
+    pub matcher: Option<GatewayConnectorHealthCheckMatcher>,
+    #[serde(
+        rename = "unhealthyThresholdCount",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub unhealthy_threshold_count: Option<i32>,
+}
+
+impl crate::Validate for GatewayConnectorHealthCheck {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if let Some(GatewayConnectorHealthCheckProtocol::Unknown(value)) =
+            &self.health_check_protocol
+        {
+            return Err(rt::bad_enum(
+                rt::join(path, "healthCheckProtocol"),
+                value,
+                GatewayConnectorHealthCheckProtocol::VALUES,
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Structure `GatewayConnectorHealthCheckMatcher`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GatewayConnectorHealthCheckMatcher {
+    #[serde(rename = "grpcCode", default, skip_serializing_if = "Option::is_none")]
+    pub grpc_code: Option<String>,
+    #[serde(rename = "httpCode", default, skip_serializing_if = "Option::is_none")]
+    pub http_code: Option<String>,
+}
+
+impl crate::Validate for GatewayConnectorHealthCheckMatcher {
+    fn validate(&self, _path: &str) -> Result<(), crate::ValidationError> {
+        Ok(())
+    }
+}
+
+/// String enum `GatewayConnectorHealthCheckProtocol`.
+///
+/// Values outside the model parse as `Unknown` (and fail validation).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GatewayConnectorHealthCheckProtocol {
+    /// `HTTP`
+    Http,
+    /// `HTTPS`
+    Https,
+    /// A value this version of the model does not list.
+    Unknown(String),
+}
+
+impl GatewayConnectorHealthCheckProtocol {
+    /// The values the model lists, in model order.
+    pub const VALUES: &'static [&'static str] = &["HTTP", "HTTPS"];
+
+    /// The wire value.
+    pub fn as_str(&self) -> &str {
+        match self {
+            GatewayConnectorHealthCheckProtocol::Http => "HTTP",
+            GatewayConnectorHealthCheckProtocol::Https => "HTTPS",
+            GatewayConnectorHealthCheckProtocol::Unknown(value) => value,
+        }
+    }
+
+    fn known(value: &str) -> Option<Self> {
+        match value {
+            "HTTP" => Some(GatewayConnectorHealthCheckProtocol::Http),
+            "HTTPS" => Some(GatewayConnectorHealthCheckProtocol::Https),
+            _ => None,
+        }
+    }
+}
+
+impl From<&str> for GatewayConnectorHealthCheckProtocol {
+    fn from(value: &str) -> Self {
+        Self::known(value)
+            .unwrap_or_else(|| GatewayConnectorHealthCheckProtocol::Unknown(value.to_owned()))
+    }
+}
+
+impl From<String> for GatewayConnectorHealthCheckProtocol {
+    fn from(value: String) -> Self {
+        Self::known(&value).unwrap_or(GatewayConnectorHealthCheckProtocol::Unknown(value))
+    }
+}
+
+impl std::str::FromStr for GatewayConnectorHealthCheckProtocol {
+    type Err = std::convert::Infallible;
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(Self::from(value))
+    }
+}
+
+impl std::fmt::Display for GatewayConnectorHealthCheckProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for GatewayConnectorHealthCheckProtocol {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for GatewayConnectorHealthCheckProtocol {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <String as serde::Deserialize>::deserialize(deserializer).map(Self::from)
+    }
+}
+
+/// Structure `GatewayElbAccessLogConfiguration`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GatewayElbAccessLogConfiguration {
+    #[serde(
+        rename = "destination",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub destination: Option<GatewayElbAccessLogDestination>,
+}
+
+impl crate::Validate for GatewayElbAccessLogConfiguration {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if let Some(x0) = &self.destination {
+            crate::Validate::validate(x0, &rt::join(path, "destination"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Union shape (exactly one member set) `GatewayElbAccessLogDestination`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GatewayElbAccessLogDestination {
+    #[serde(rename = "s3", default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<GatewayElbAccessLogS3Destination>,
+}
+
+impl crate::Validate for GatewayElbAccessLogDestination {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        let set = [self.s3.is_some()].into_iter().filter(|set| *set).count();
+        if set != 1 {
+            return Err(rt::union_count(path, &["s3"], set));
+        }
+        if let Some(x0) = &self.s3 {
+            crate::Validate::validate(x0, &rt::join(path, "s3"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Structure `GatewayElbAccessLogS3Destination`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GatewayElbAccessLogS3Destination {
+    /// Required.
+    #[serde(rename = "bucket", default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+    #[serde(rename = "prefix", default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+}
+
+impl crate::Validate for GatewayElbAccessLogS3Destination {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if self.bucket.is_none() {
+            return Err(rt::missing(rt::join(path, "bucket")));
+        }
+        Ok(())
+    }
+}
+
+/// String enum `GatewayElbIpAddressType`.
+///
+/// Values outside the model parse as `Unknown` (and fail validation).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GatewayElbIpAddressType {
+    /// `ipv4`
+    Ipv4,
+    /// `dualstack`
+    Dualstack,
+    /// `dualstack-without-public-ipv4`
+    DualstackWithoutPublicIpv4,
+    /// A value this version of the model does not list.
+    Unknown(String),
+}
+
+impl GatewayElbIpAddressType {
+    /// The values the model lists, in model order.
+    pub const VALUES: &'static [&'static str] =
+        &["ipv4", "dualstack", "dualstack-without-public-ipv4"];
+
+    /// The wire value.
+    pub fn as_str(&self) -> &str {
+        match self {
+            GatewayElbIpAddressType::Ipv4 => "ipv4",
+            GatewayElbIpAddressType::Dualstack => "dualstack",
+            GatewayElbIpAddressType::DualstackWithoutPublicIpv4 => "dualstack-without-public-ipv4",
+            GatewayElbIpAddressType::Unknown(value) => value,
+        }
+    }
+
+    fn known(value: &str) -> Option<Self> {
+        match value {
+            "ipv4" => Some(GatewayElbIpAddressType::Ipv4),
+            "dualstack" => Some(GatewayElbIpAddressType::Dualstack),
+            "dualstack-without-public-ipv4" => {
+                Some(GatewayElbIpAddressType::DualstackWithoutPublicIpv4)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl From<&str> for GatewayElbIpAddressType {
+    fn from(value: &str) -> Self {
+        Self::known(value).unwrap_or_else(|| GatewayElbIpAddressType::Unknown(value.to_owned()))
+    }
+}
+
+impl From<String> for GatewayElbIpAddressType {
+    fn from(value: String) -> Self {
+        Self::known(&value).unwrap_or(GatewayElbIpAddressType::Unknown(value))
+    }
+}
+
+impl std::str::FromStr for GatewayElbIpAddressType {
+    type Err = std::convert::Infallible;
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(Self::from(value))
+    }
+}
+
+impl std::fmt::Display for GatewayElbIpAddressType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for GatewayElbIpAddressType {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for GatewayElbIpAddressType {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <String as serde::Deserialize>::deserialize(deserializer).map(Self::from)
+    }
+}
+
+/// Structure `GatewayElbNetworkConfiguration`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GatewayElbNetworkConfiguration {
+    #[serde(
+        rename = "inboundSecurityGroup",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub inbound_security_group: Option<String>,
+    #[serde(
+        rename = "ipAddressType",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ip_address_type: Option<GatewayElbIpAddressType>,
+    #[serde(rename = "subnets", default, skip_serializing_if = "Option::is_none")]
+    pub subnets: Option<Vec<String>>,
+}
+
+impl crate::Validate for GatewayElbNetworkConfiguration {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if let Some(GatewayElbIpAddressType::Unknown(value)) = &self.ip_address_type {
+            return Err(rt::bad_enum(
+                rt::join(path, "ipAddressType"),
+                value,
+                GatewayElbIpAddressType::VALUES,
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// String enum `GatewayElbScheme`.
+///
+/// Values outside the model parse as `Unknown` (and fail validation).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GatewayElbScheme {
+    /// `internet-facing`
+    InternetFacing,
+    /// `internal`
+    Internal,
+    /// A value this version of the model does not list.
+    Unknown(String),
+}
+
+impl GatewayElbScheme {
+    /// The values the model lists, in model order.
+    pub const VALUES: &'static [&'static str] = &["internet-facing", "internal"];
+
+    /// The wire value.
+    pub fn as_str(&self) -> &str {
+        match self {
+            GatewayElbScheme::InternetFacing => "internet-facing",
+            GatewayElbScheme::Internal => "internal",
+            GatewayElbScheme::Unknown(value) => value,
+        }
+    }
+
+    fn known(value: &str) -> Option<Self> {
+        match value {
+            "internet-facing" => Some(GatewayElbScheme::InternetFacing),
+            "internal" => Some(GatewayElbScheme::Internal),
+            _ => None,
+        }
+    }
+}
+
+impl From<&str> for GatewayElbScheme {
+    fn from(value: &str) -> Self {
+        Self::known(value).unwrap_or_else(|| GatewayElbScheme::Unknown(value.to_owned()))
+    }
+}
+
+impl From<String> for GatewayElbScheme {
+    fn from(value: String) -> Self {
+        Self::known(&value).unwrap_or(GatewayElbScheme::Unknown(value))
+    }
+}
+
+impl std::str::FromStr for GatewayElbScheme {
+    type Err = std::convert::Infallible;
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(Self::from(value))
+    }
+}
+
+impl std::fmt::Display for GatewayElbScheme {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for GatewayElbScheme {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for GatewayElbScheme {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <String as serde::Deserialize>::deserialize(deserializer).map(Self::from)
+    }
+}
+
+/// Union shape (exactly one member set) `GatewayInfrastructureResources`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GatewayInfrastructureResources {
+    #[serde(
+        rename = "hostSharedAlb",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub host_shared_alb: Option<Vec<ElbGatewayResources>>,
+}
+
+impl crate::Validate for GatewayInfrastructureResources {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        let set = [self.host_shared_alb.is_some()]
+            .into_iter()
+            .filter(|set| *set)
+            .count();
+        if set != 1 {
+            return Err(rt::union_count(path, &["hostSharedAlb"], set));
+        }
+        if let Some(x0) = &self.host_shared_alb {
+            rt::check_len(x0.len(), None, Some(20), "items", || {
+                rt::join(path, "hostSharedAlb")
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Exception shape `GatewayNotFoundException`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GatewayNotFoundException {
+    #[serde(rename = "message", default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl crate::Validate for GatewayNotFoundException {
+    fn validate(&self, _path: &str) -> Result<(), crate::ValidationError> {
+        Ok(())
+    }
+}
+
+/// Structure `GatewayOperationError`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GatewayOperationError {
+    #[serde(rename = "code", default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(rename = "message", default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(rename = "operation", default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
+}
+
+impl crate::Validate for GatewayOperationError {
+    fn validate(&self, _path: &str) -> Result<(), crate::ValidationError> {
+        Ok(())
+    }
+}
+
+/// Structure `GatewayResourceFailure`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GatewayResourceFailure {
+    #[serde(rename = "arn", default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    #[serde(rename = "errors", default, skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<GatewayOperationError>>,
+}
+
+impl crate::Validate for GatewayResourceFailure {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if let Some(x0) = &self.errors {
+            rt::check_len(x0.len(), None, Some(5), "items", || {
+                rt::join(path, "errors")
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Structure `GatewayResources`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GatewayResources {
+    #[serde(
+        rename = "gatewayArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub gateway_arn: Option<String>,
+    #[serde(rename = "resources", default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<GatewayInfrastructureResources>,
+}
+
+impl crate::Validate for GatewayResources {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if let Some(x0) = &self.resources {
+            crate::Validate::validate(x0, &rt::join(path, "resources"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Structure `GatewayRoute`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GatewayRoute {
+    #[serde(
+        rename = "gatewayRouteArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub gateway_route_arn: Option<String>,
+    #[serde(rename = "resources", default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<GatewayRouteResources>,
+    #[serde(
+        rename = "serviceArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub service_arn: Option<String>,
+    #[serde(
+        rename = "serviceContainerPortName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub service_container_port_name: Option<String>,
+    #[serde(
+        rename = "serviceUrl",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub service_url: Option<String>,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<GatewayRouteStatus>,
+}
+
+impl crate::Validate for GatewayRoute {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if let Some(x0) = &self.resources {
+            crate::Validate::validate(x0, &rt::join(path, "resources"))?;
+        }
+        if let Some(GatewayRouteStatus::Unknown(value)) = &self.status {
+            return Err(rt::bad_enum(
+                rt::join(path, "status"),
+                value,
+                GatewayRouteStatus::VALUES,
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Structure `GatewayRouteAlbResources`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GatewayRouteAlbResources {
+    #[serde(
+        rename = "acmCertificateArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub acm_certificate_arn: Option<String>,
+    #[serde(
+        rename = "listenerArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub listener_arn: Option<String>,
+    #[serde(
+        rename = "listenerRuleArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub listener_rule_arn: Option<String>,
+    #[serde(
+        rename = "loadBalancerArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub load_balancer_arn: Option<String>,
+    #[serde(
+        rename = "loadBalancerSecurityGroups",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub load_balancer_security_groups: Option<Vec<GatewayRouteLoadBalancerSecurityGroup>>,
+    #[serde(
+        rename = "serviceSecurityGroupArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub service_security_group_arn: Option<String>,
+    #[serde(
+        rename = "testListenerRuleArns",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub test_listener_rule_arns: Option<Vec<String>>,
+}
+
+impl crate::Validate for GatewayRouteAlbResources {
+    fn validate(&self, _path: &str) -> Result<(), crate::ValidationError> {
+        Ok(())
+    }
+}
+
+/// Structure `GatewayRouteLoadBalancerSecurityGroup`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GatewayRouteLoadBalancerSecurityGroup {
+    #[serde(rename = "arn", default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    #[serde(rename = "ruleArns", default, skip_serializing_if = "Option::is_none")]
+    pub rule_arns: Option<Vec<String>>,
+}
+
+impl crate::Validate for GatewayRouteLoadBalancerSecurityGroup {
+    fn validate(&self, _path: &str) -> Result<(), crate::ValidationError> {
+        Ok(())
+    }
+}
+
+/// Union shape (exactly one member set) `GatewayRouteResources`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GatewayRouteResources {
+    #[serde(
+        rename = "hostSharedAlb",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub host_shared_alb: Option<Vec<GatewayRouteAlbResources>>,
+}
+
+impl crate::Validate for GatewayRouteResources {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        let set = [self.host_shared_alb.is_some()]
+            .into_iter()
+            .filter(|set| *set)
+            .count();
+        if set != 1 {
+            return Err(rt::union_count(path, &["hostSharedAlb"], set));
+        }
+        Ok(())
+    }
+}
+
+/// String enum `GatewayRouteStatus`.
+///
+/// Values outside the model parse as `Unknown` (and fail validation).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GatewayRouteStatus {
+    /// `ACTIVE`
+    Active,
+    /// `CREATE_IN_PROGRESS`
+    CreateInProgress,
+    /// `CREATE_FAILED`
+    CreateFailed,
+    /// `UPDATE_IN_PROGRESS`
+    UpdateInProgress,
+    /// `UPDATE_FAILED`
+    UpdateFailed,
+    /// `DELETE_IN_PROGRESS`
+    DeleteInProgress,
+    /// `DELETE_FAILED`
+    DeleteFailed,
+    /// A value this version of the model does not list.
+    Unknown(String),
+}
+
+impl GatewayRouteStatus {
+    /// The values the model lists, in model order.
+    pub const VALUES: &'static [&'static str] = &[
+        "ACTIVE",
+        "CREATE_IN_PROGRESS",
+        "CREATE_FAILED",
+        "UPDATE_IN_PROGRESS",
+        "UPDATE_FAILED",
+        "DELETE_IN_PROGRESS",
+        "DELETE_FAILED",
+    ];
+
+    /// The wire value.
+    pub fn as_str(&self) -> &str {
+        match self {
+            GatewayRouteStatus::Active => "ACTIVE",
+            GatewayRouteStatus::CreateInProgress => "CREATE_IN_PROGRESS",
+            GatewayRouteStatus::CreateFailed => "CREATE_FAILED",
+            GatewayRouteStatus::UpdateInProgress => "UPDATE_IN_PROGRESS",
+            GatewayRouteStatus::UpdateFailed => "UPDATE_FAILED",
+            GatewayRouteStatus::DeleteInProgress => "DELETE_IN_PROGRESS",
+            GatewayRouteStatus::DeleteFailed => "DELETE_FAILED",
+            GatewayRouteStatus::Unknown(value) => value,
+        }
+    }
+
+    fn known(value: &str) -> Option<Self> {
+        match value {
+            "ACTIVE" => Some(GatewayRouteStatus::Active),
+            "CREATE_IN_PROGRESS" => Some(GatewayRouteStatus::CreateInProgress),
+            "CREATE_FAILED" => Some(GatewayRouteStatus::CreateFailed),
+            "UPDATE_IN_PROGRESS" => Some(GatewayRouteStatus::UpdateInProgress),
+            "UPDATE_FAILED" => Some(GatewayRouteStatus::UpdateFailed),
+            "DELETE_IN_PROGRESS" => Some(GatewayRouteStatus::DeleteInProgress),
+            "DELETE_FAILED" => Some(GatewayRouteStatus::DeleteFailed),
+            _ => None,
+        }
+    }
+}
+
+impl From<&str> for GatewayRouteStatus {
+    fn from(value: &str) -> Self {
+        Self::known(value).unwrap_or_else(|| GatewayRouteStatus::Unknown(value.to_owned()))
+    }
+}
+
+impl From<String> for GatewayRouteStatus {
+    fn from(value: String) -> Self {
+        Self::known(&value).unwrap_or(GatewayRouteStatus::Unknown(value))
+    }
+}
+
+impl std::str::FromStr for GatewayRouteStatus {
+    type Err = std::convert::Infallible;
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(Self::from(value))
+    }
+}
+
+impl std::fmt::Display for GatewayRouteStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for GatewayRouteStatus {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for GatewayRouteStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <String as serde::Deserialize>::deserialize(deserializer).map(Self::from)
+    }
+}
+
+/// Structure `GatewayRouteSummary`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GatewayRouteSummary {
+    #[serde(
+        rename = "clusterArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cluster_arn: Option<String>,
+    #[serde(
+        rename = "gatewayArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub gateway_arn: Option<String>,
+    #[serde(
+        rename = "gatewayRouteArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub gateway_route_arn: Option<String>,
+    #[serde(
+        rename = "serviceArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub service_arn: Option<String>,
+    #[serde(
+        rename = "serviceContainerPortName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub service_container_port_name: Option<String>,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<GatewayRouteStatus>,
+}
+
+impl crate::Validate for GatewayRouteSummary {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if let Some(GatewayRouteStatus::Unknown(value)) = &self.status {
+            return Err(rt::bad_enum(
+                rt::join(path, "status"),
+                value,
+                GatewayRouteStatus::VALUES,
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// String enum `GatewayStatus`.
+///
+/// Values outside the model parse as `Unknown` (and fail validation).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GatewayStatus {
+    /// `ACTIVE`
+    Active,
+    /// `UPDATE_IN_PROGRESS`
+    UpdateInProgress,
+    /// `UPDATE_COMPLETE`
+    UpdateComplete,
+    /// `UPDATE_FAILED`
+    UpdateFailed,
+    /// `DELETED`
+    Deleted,
+    /// A value this version of the model does not list.
+    Unknown(String),
+}
+
+impl GatewayStatus {
+    /// The values the model lists, in model order.
+    pub const VALUES: &'static [&'static str] = &[
+        "ACTIVE",
+        "UPDATE_IN_PROGRESS",
+        "UPDATE_COMPLETE",
+        "UPDATE_FAILED",
+        "DELETED",
+    ];
+
+    /// The wire value.
+    pub fn as_str(&self) -> &str {
+        match self {
+            GatewayStatus::Active => "ACTIVE",
+            GatewayStatus::UpdateInProgress => "UPDATE_IN_PROGRESS",
+            GatewayStatus::UpdateComplete => "UPDATE_COMPLETE",
+            GatewayStatus::UpdateFailed => "UPDATE_FAILED",
+            GatewayStatus::Deleted => "DELETED",
+            GatewayStatus::Unknown(value) => value,
+        }
+    }
+
+    fn known(value: &str) -> Option<Self> {
+        match value {
+            "ACTIVE" => Some(GatewayStatus::Active),
+            "UPDATE_IN_PROGRESS" => Some(GatewayStatus::UpdateInProgress),
+            "UPDATE_COMPLETE" => Some(GatewayStatus::UpdateComplete),
+            "UPDATE_FAILED" => Some(GatewayStatus::UpdateFailed),
+            "DELETED" => Some(GatewayStatus::Deleted),
+            _ => None,
+        }
+    }
+}
+
+impl From<&str> for GatewayStatus {
+    fn from(value: &str) -> Self {
+        Self::known(value).unwrap_or_else(|| GatewayStatus::Unknown(value.to_owned()))
+    }
+}
+
+impl From<String> for GatewayStatus {
+    fn from(value: String) -> Self {
+        Self::known(&value).unwrap_or(GatewayStatus::Unknown(value))
+    }
+}
+
+impl std::str::FromStr for GatewayStatus {
+    type Err = std::convert::Infallible;
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(Self::from(value))
+    }
+}
+
+impl std::fmt::Display for GatewayStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for GatewayStatus {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for GatewayStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <String as serde::Deserialize>::deserialize(deserializer).map(Self::from)
+    }
+}
+
+/// Structure `GatewaySummary`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GatewaySummary {
+    #[serde(rename = "createdAt", default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<crate::Timestamp>,
+    #[serde(
+        rename = "gatewayArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub gateway_arn: Option<String>,
+    #[serde(rename = "name", default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<GatewayStatus>,
+}
+
+impl crate::Validate for GatewaySummary {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if let Some(GatewayStatus::Unknown(value)) = &self.status {
+            return Err(rt::bad_enum(
+                rt::join(path, "status"),
+                value,
+                GatewayStatus::VALUES,
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Structure `GatewayTestTrafficHeader`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GatewayTestTrafficHeader {
+    /// Required.
+    #[serde(rename = "name", default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Required.
+    #[serde(rename = "values", default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<String>>,
+}
+
+impl crate::Validate for GatewayTestTrafficHeader {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if self.name.is_none() {
+            return Err(rt::missing(rt::join(path, "name")));
+        }
+        if self.values.is_none() {
+            return Err(rt::missing(rt::join(path, "values")));
+        }
+        Ok(())
+    }
+}
+
 /// Structure `GetTaskProtectionRequest`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GetTaskProtectionRequest {
@@ -11732,6 +14338,127 @@ pub struct GetTaskProtectionResponse {
 impl crate::Validate for GetTaskProtectionResponse {
     fn validate(&self, _path: &str) -> Result<(), crate::ValidationError> {
         Ok(())
+    }
+}
+
+/// Structure `GpuDevice`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GpuDevice {
+    #[serde(
+        rename = "containerCount",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub container_count: Option<i32>,
+    #[serde(rename = "gpuId", default, skip_serializing_if = "Option::is_none")]
+    pub gpu_id: Option<String>,
+    #[serde(
+        rename = "remainingMemoryInMiB",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub remaining_memory_in_mib: Option<i32>,
+    #[serde(
+        rename = "sharingMode",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub sharing_mode: Option<GpuSharingMode>,
+    #[serde(
+        rename = "totalMemoryInMiB",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub total_memory_in_mib: Option<i32>,
+}
+
+impl crate::Validate for GpuDevice {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if let Some(GpuSharingMode::Unknown(value)) = &self.sharing_mode {
+            return Err(rt::bad_enum(
+                rt::join(path, "sharingMode"),
+                value,
+                GpuSharingMode::VALUES,
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// String enum `GpuSharingMode`.
+///
+/// Values outside the model parse as `Unknown` (and fail validation).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GpuSharingMode {
+    /// `IDLE`
+    Idle,
+    /// `NVIDIA_MPS`
+    NvidiaMps,
+    /// `DEDICATED`
+    Dedicated,
+    /// A value this version of the model does not list.
+    Unknown(String),
+}
+
+impl GpuSharingMode {
+    /// The values the model lists, in model order.
+    pub const VALUES: &'static [&'static str] = &["IDLE", "NVIDIA_MPS", "DEDICATED"];
+
+    /// The wire value.
+    pub fn as_str(&self) -> &str {
+        match self {
+            GpuSharingMode::Idle => "IDLE",
+            GpuSharingMode::NvidiaMps => "NVIDIA_MPS",
+            GpuSharingMode::Dedicated => "DEDICATED",
+            GpuSharingMode::Unknown(value) => value,
+        }
+    }
+
+    fn known(value: &str) -> Option<Self> {
+        match value {
+            "IDLE" => Some(GpuSharingMode::Idle),
+            "NVIDIA_MPS" => Some(GpuSharingMode::NvidiaMps),
+            "DEDICATED" => Some(GpuSharingMode::Dedicated),
+            _ => None,
+        }
+    }
+}
+
+impl From<&str> for GpuSharingMode {
+    fn from(value: &str) -> Self {
+        Self::known(value).unwrap_or_else(|| GpuSharingMode::Unknown(value.to_owned()))
+    }
+}
+
+impl From<String> for GpuSharingMode {
+    fn from(value: String) -> Self {
+        Self::known(&value).unwrap_or(GpuSharingMode::Unknown(value))
+    }
+}
+
+impl std::str::FromStr for GpuSharingMode {
+    type Err = std::convert::Infallible;
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(Self::from(value))
+    }
+}
+
+impl std::fmt::Display for GpuSharingMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for GpuSharingMode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for GpuSharingMode {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <String as serde::Deserialize>::deserialize(deserializer).map(Self::from)
     }
 }
 
@@ -11860,6 +14587,86 @@ impl crate::Validate for HostEntry {
         }
         if self.ip_address.is_none() {
             return Err(rt::missing(rt::join(path, "ipAddress")));
+        }
+        Ok(())
+    }
+}
+
+/// Structure `HostSharedAlbConfiguration`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct HostSharedAlbConfiguration {
+    #[serde(
+        rename = "accessLogs",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub access_logs: Option<GatewayElbAccessLogConfiguration>,
+    #[serde(
+        rename = "httpDesync",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub http_desync: Option<GatewayAlbDesyncMitigationMode>,
+    #[serde(
+        rename = "maxAlbCount",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_alb_count: Option<i32>,
+    #[serde(
+        rename = "networkConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub network_configuration: Option<GatewayElbNetworkConfiguration>,
+    #[serde(rename = "port", default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i32>,
+    #[serde(rename = "protocol", default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<GatewayAlbProtocol>,
+    #[serde(rename = "scheme", default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<GatewayElbScheme>,
+    #[serde(
+        rename = "testTrafficRules",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub test_traffic_rules: Option<GatewayAlbTestTrafficRules>,
+    #[serde(rename = "webACLArn", default, skip_serializing_if = "Option::is_none")]
+    pub web_acl_arn: Option<String>,
+}
+
+impl crate::Validate for HostSharedAlbConfiguration {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if let Some(x0) = &self.access_logs {
+            crate::Validate::validate(x0, &rt::join(path, "accessLogs"))?;
+        }
+        if let Some(GatewayAlbDesyncMitigationMode::Unknown(value)) = &self.http_desync {
+            return Err(rt::bad_enum(
+                rt::join(path, "httpDesync"),
+                value,
+                GatewayAlbDesyncMitigationMode::VALUES,
+            ));
+        }
+        if let Some(x0) = &self.network_configuration {
+            crate::Validate::validate(x0, &rt::join(path, "networkConfiguration"))?;
+        }
+        if let Some(GatewayAlbProtocol::Unknown(value)) = &self.protocol {
+            return Err(rt::bad_enum(
+                rt::join(path, "protocol"),
+                value,
+                GatewayAlbProtocol::VALUES,
+            ));
+        }
+        if let Some(GatewayElbScheme::Unknown(value)) = &self.scheme {
+            return Err(rt::bad_enum(
+                rt::join(path, "scheme"),
+                value,
+                GatewayElbScheme::VALUES,
+            ));
+        }
+        if let Some(x0) = &self.test_traffic_rules {
+            crate::Validate::validate(x0, &rt::join(path, "testTrafficRules"))?;
         }
         Ok(())
     }
@@ -12335,6 +15142,12 @@ pub struct InstanceLaunchTemplate {
     )]
     pub network_configuration: Option<ManagedInstancesNetworkConfiguration>,
     #[serde(
+        rename = "nitroEnclavesEnabled",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub nitro_enclaves_enabled: Option<bool>,
+    #[serde(
         rename = "storageConfiguration",
         default,
         skip_serializing_if = "Option::is_none"
@@ -12807,6 +15620,83 @@ impl serde::Serialize for IpcMode {
 }
 
 impl<'de> serde::Deserialize<'de> for IpcMode {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <String as serde::Deserialize>::deserialize(deserializer).map(Self::from)
+    }
+}
+
+/// String enum `IsolationMode`.
+///
+/// Values outside the model parse as `Unknown` (and fail validation).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum IsolationMode {
+    /// `SHARED`
+    Shared,
+    /// `ISOLATED_SANDBOX`
+    IsolatedSandbox,
+    /// `CONFIDENTIAL_SANDBOX`
+    ConfidentialSandbox,
+    /// A value this version of the model does not list.
+    Unknown(String),
+}
+
+impl IsolationMode {
+    /// The values the model lists, in model order.
+    pub const VALUES: &'static [&'static str] =
+        &["SHARED", "ISOLATED_SANDBOX", "CONFIDENTIAL_SANDBOX"];
+
+    /// The wire value.
+    pub fn as_str(&self) -> &str {
+        match self {
+            IsolationMode::Shared => "SHARED",
+            IsolationMode::IsolatedSandbox => "ISOLATED_SANDBOX",
+            IsolationMode::ConfidentialSandbox => "CONFIDENTIAL_SANDBOX",
+            IsolationMode::Unknown(value) => value,
+        }
+    }
+
+    fn known(value: &str) -> Option<Self> {
+        match value {
+            "SHARED" => Some(IsolationMode::Shared),
+            "ISOLATED_SANDBOX" => Some(IsolationMode::IsolatedSandbox),
+            "CONFIDENTIAL_SANDBOX" => Some(IsolationMode::ConfidentialSandbox),
+            _ => None,
+        }
+    }
+}
+
+impl From<&str> for IsolationMode {
+    fn from(value: &str) -> Self {
+        Self::known(value).unwrap_or_else(|| IsolationMode::Unknown(value.to_owned()))
+    }
+}
+
+impl From<String> for IsolationMode {
+    fn from(value: String) -> Self {
+        Self::known(&value).unwrap_or(IsolationMode::Unknown(value))
+    }
+}
+
+impl std::str::FromStr for IsolationMode {
+    type Err = std::convert::Infallible;
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(Self::from(value))
+    }
+}
+
+impl std::fmt::Display for IsolationMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for IsolationMode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for IsolationMode {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(deserializer).map(Self::from)
     }
@@ -13443,6 +16333,209 @@ impl crate::Validate for ListDaemonsResponse {
         use crate::__private as rt;
         if let Some(x0) = &self.daemon_summaries_list {
             let p1 = rt::join(path, "daemonSummariesList");
+            for (i1, x1) in x0.iter().enumerate() {
+                crate::Validate::validate(x1, &rt::index(&p1, i1))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Structure `ListGatewayClusterAssociationsRequest`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ListGatewayClusterAssociationsRequest {
+    #[serde(rename = "cluster", default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    #[serde(rename = "gateway", default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+    #[serde(
+        rename = "maxResults",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_results: Option<i32>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Vec<GatewayClusterAssociationStatus>>,
+}
+
+impl crate::Validate for ListGatewayClusterAssociationsRequest {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if let Some(x0) = &self.status {
+            rt::check_len(x0.len(), None, Some(3), "items", || {
+                rt::join(path, "status")
+            })?;
+            let p1 = rt::join(path, "status");
+            for (i1, x1) in x0.iter().enumerate() {
+                if let GatewayClusterAssociationStatus::Unknown(value) = x1 {
+                    return Err(rt::bad_enum(
+                        rt::index(&p1, i1),
+                        value,
+                        GatewayClusterAssociationStatus::VALUES,
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Structure `ListGatewayClusterAssociationsResponse`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ListGatewayClusterAssociationsResponse {
+    #[serde(
+        rename = "gatewayClusterAssociations",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub gateway_cluster_associations: Option<Vec<GatewayClusterAssociationSummary>>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+impl crate::Validate for ListGatewayClusterAssociationsResponse {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if let Some(x0) = &self.gateway_cluster_associations {
+            let p1 = rt::join(path, "gatewayClusterAssociations");
+            for (i1, x1) in x0.iter().enumerate() {
+                crate::Validate::validate(x1, &rt::index(&p1, i1))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Structure `ListGatewayRoutesRequest`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ListGatewayRoutesRequest {
+    #[serde(rename = "cluster", default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    #[serde(rename = "gateway", default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+    #[serde(
+        rename = "maxResults",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_results: Option<i32>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(rename = "service", default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    #[serde(
+        rename = "serviceContainerPortName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub service_container_port_name: Option<String>,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Vec<GatewayRouteStatus>>,
+}
+
+impl crate::Validate for ListGatewayRoutesRequest {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if let Some(x0) = &self.status {
+            rt::check_len(x0.len(), None, Some(7), "items", || {
+                rt::join(path, "status")
+            })?;
+            let p1 = rt::join(path, "status");
+            for (i1, x1) in x0.iter().enumerate() {
+                if let GatewayRouteStatus::Unknown(value) = x1 {
+                    return Err(rt::bad_enum(
+                        rt::index(&p1, i1),
+                        value,
+                        GatewayRouteStatus::VALUES,
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Structure `ListGatewayRoutesResponse`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ListGatewayRoutesResponse {
+    #[serde(
+        rename = "gatewayRoutes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub gateway_routes: Option<Vec<GatewayRouteSummary>>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+impl crate::Validate for ListGatewayRoutesResponse {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if let Some(x0) = &self.gateway_routes {
+            let p1 = rt::join(path, "gatewayRoutes");
+            for (i1, x1) in x0.iter().enumerate() {
+                crate::Validate::validate(x1, &rt::index(&p1, i1))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Structure `ListGatewaysRequest`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ListGatewaysRequest {
+    #[serde(
+        rename = "maxResults",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_results: Option<i32>,
+    #[serde(rename = "names", default, skip_serializing_if = "Option::is_none")]
+    pub names: Option<Vec<String>>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Vec<GatewayStatus>>,
+}
+
+impl crate::Validate for ListGatewaysRequest {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if let Some(x0) = &self.status {
+            rt::check_len(x0.len(), None, Some(5), "items", || {
+                rt::join(path, "status")
+            })?;
+            let p1 = rt::join(path, "status");
+            for (i1, x1) in x0.iter().enumerate() {
+                if let GatewayStatus::Unknown(value) = x1 {
+                    return Err(rt::bad_enum(
+                        rt::index(&p1, i1),
+                        value,
+                        GatewayStatus::VALUES,
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Structure `ListGatewaysResponse`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ListGatewaysResponse {
+    #[serde(rename = "gateways", default, skip_serializing_if = "Option::is_none")]
+    pub gateways: Option<Vec<GatewaySummary>>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+impl crate::Validate for ListGatewaysResponse {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if let Some(x0) = &self.gateways {
+            let p1 = rt::join(path, "gateways");
             for (i1, x1) in x0.iter().enumerate() {
                 crate::Validate::validate(x1, &rt::index(&p1, i1))?;
             }
@@ -14217,6 +17310,31 @@ impl serde::Serialize for LogDriver {
 impl<'de> serde::Deserialize<'de> for LogDriver {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(deserializer).map(Self::from)
+    }
+}
+
+/// Structure `LogDriverVolumeConfiguration`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LogDriverVolumeConfiguration {
+    /// Required.
+    #[serde(rename = "driver", default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<LogDriver>,
+}
+
+impl crate::Validate for LogDriverVolumeConfiguration {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if self.driver.is_none() {
+            return Err(rt::missing(rt::join(path, "driver")));
+        }
+        if let Some(LogDriver::Unknown(value)) = &self.driver {
+            return Err(rt::bad_enum(
+                rt::join(path, "driver"),
+                value,
+                LogDriver::VALUES,
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -15939,6 +19057,38 @@ impl crate::Validate for NoUpdateAvailableException {
     }
 }
 
+/// Structure `NvidiaMpsAllocation`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct NvidiaMpsAllocation {
+    #[serde(
+        rename = "maxComputePercent",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_compute_percent: Option<i32>,
+    /// Required.
+    #[serde(rename = "memory", default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<i32>,
+}
+
+impl crate::Validate for NvidiaMpsAllocation {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if self.memory.is_none() {
+            return Err(rt::missing(rt::join(path, "memory")));
+        }
+        if let Some(x0) = &self.max_compute_percent {
+            rt::check_int(i64::from(*x0), Some(1), Some(100), || {
+                rt::join(path, "maxComputePercent")
+            })?;
+        }
+        if let Some(x0) = &self.memory {
+            rt::check_int(i64::from(*x0), Some(1), None, || rt::join(path, "memory"))?;
+        }
+        Ok(())
+    }
+}
+
 /// String enum `OSFamily`.
 ///
 /// Values outside the model parse as `Unknown` (and fail validation).
@@ -16500,6 +19650,78 @@ impl crate::Validate for PortMapping {
             ));
         }
         Ok(())
+    }
+}
+
+/// String enum `PropagateGatewayTags`.
+///
+/// Values outside the model parse as `Unknown` (and fail validation).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PropagateGatewayTags {
+    /// `NONE`
+    None,
+    /// `GATEWAY`
+    Gateway,
+    /// A value this version of the model does not list.
+    Unknown(String),
+}
+
+impl PropagateGatewayTags {
+    /// The values the model lists, in model order.
+    pub const VALUES: &'static [&'static str] = &["NONE", "GATEWAY"];
+
+    /// The wire value.
+    pub fn as_str(&self) -> &str {
+        match self {
+            PropagateGatewayTags::None => "NONE",
+            PropagateGatewayTags::Gateway => "GATEWAY",
+            PropagateGatewayTags::Unknown(value) => value,
+        }
+    }
+
+    fn known(value: &str) -> Option<Self> {
+        match value {
+            "NONE" => Some(PropagateGatewayTags::None),
+            "GATEWAY" => Some(PropagateGatewayTags::Gateway),
+            _ => None,
+        }
+    }
+}
+
+impl From<&str> for PropagateGatewayTags {
+    fn from(value: &str) -> Self {
+        Self::known(value).unwrap_or_else(|| PropagateGatewayTags::Unknown(value.to_owned()))
+    }
+}
+
+impl From<String> for PropagateGatewayTags {
+    fn from(value: String) -> Self {
+        Self::known(&value).unwrap_or(PropagateGatewayTags::Unknown(value))
+    }
+}
+
+impl std::str::FromStr for PropagateGatewayTags {
+    type Err = std::convert::Infallible;
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(Self::from(value))
+    }
+}
+
+impl std::fmt::Display for PropagateGatewayTags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for PropagateGatewayTags {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PropagateGatewayTags {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <String as serde::Deserialize>::deserialize(deserializer).map(Self::from)
     }
 }
 
@@ -17174,6 +20396,12 @@ impl crate::Validate for RegisterDaemonTaskDefinitionRequest {
                 crate::Validate::validate(x1, &rt::index(&p1, i1))?;
             }
         }
+        if let Some(x0) = &self.volumes {
+            let p1 = rt::join(path, "volumes");
+            for (i1, x1) in x0.iter().enumerate() {
+                crate::Validate::validate(x1, &rt::index(&p1, i1))?;
+            }
+        }
         Ok(())
     }
 }
@@ -17278,6 +20506,12 @@ pub struct RegisterTaskDefinitionRequest {
         skip_serializing_if = "Option::is_none"
     )]
     pub task_role_arn: Option<String>,
+    #[serde(
+        rename = "trustedExecutionConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub trusted_execution_configuration: Option<TrustedExecutionConfiguration>,
     #[serde(rename = "volumes", default, skip_serializing_if = "Option::is_none")]
     pub volumes: Option<Vec<Volume>>,
 }
@@ -17358,6 +20592,9 @@ impl crate::Validate for RegisterTaskDefinitionRequest {
                 crate::Validate::validate(x1, &rt::index(&p1, i1))?;
             }
         }
+        if let Some(x0) = &self.trusted_execution_configuration {
+            crate::Validate::validate(x0, &rt::join(path, "trustedExecutionConfiguration"))?;
+        }
         if let Some(x0) = &self.volumes {
             let p1 = rt::join(path, "volumes");
             for (i1, x1) in x0.iter().enumerate() {
@@ -17429,6 +20666,12 @@ pub struct ResolvedConfiguration {
         skip_serializing_if = "Option::is_none"
     )]
     pub load_balancers: Option<Vec<ServiceRevisionLoadBalancer>>,
+    #[serde(
+        rename = "vpcLatticeConfigurations",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub vpc_lattice_configurations: Option<Vec<ServiceRevisionVpcLatticeConfiguration>>,
 }
 
 impl crate::Validate for ResolvedConfiguration {
@@ -17573,10 +20816,15 @@ impl crate::Validate for ResourceNotFoundException {
 /// Structure `ResourceRequirement`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ResourceRequirement {
+    #[serde(
+        rename = "sharingStrategy",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub sharing_strategy: Option<SharingStrategy>,
     /// Required.
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     pub r#type: Option<ResourceType>,
-    /// Required.
     #[serde(rename = "value", default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
 }
@@ -17587,8 +20835,8 @@ impl crate::Validate for ResourceRequirement {
         if self.r#type.is_none() {
             return Err(rt::missing(rt::join(path, "type")));
         }
-        if self.value.is_none() {
-            return Err(rt::missing(rt::join(path, "value")));
+        if let Some(x0) = &self.sharing_strategy {
+            crate::Validate::validate(x0, &rt::join(path, "sharingStrategy"))?;
         }
         if let Some(ResourceType::Unknown(value)) = &self.r#type {
             return Err(rt::bad_enum(
@@ -18677,6 +21925,12 @@ pub struct ServiceConnectConfiguration {
         skip_serializing_if = "Option::is_none"
     )]
     pub access_log_configuration: Option<ServiceConnectAccessLogConfiguration>,
+    #[serde(
+        rename = "containerConfigurations",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub container_configurations: Option<Vec<ServiceConnectContainerConfiguration>>,
     /// Required.
     #[serde(rename = "enabled", default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
@@ -18701,6 +21955,15 @@ impl crate::Validate for ServiceConnectConfiguration {
         if let Some(x0) = &self.access_log_configuration {
             crate::Validate::validate(x0, &rt::join(path, "accessLogConfiguration"))?;
         }
+        if let Some(x0) = &self.container_configurations {
+            rt::check_len(x0.len(), None, Some(10), "items", || {
+                rt::join(path, "containerConfigurations")
+            })?;
+            let p1 = rt::join(path, "containerConfigurations");
+            for (i1, x1) in x0.iter().enumerate() {
+                crate::Validate::validate(x1, &rt::index(&p1, i1))?;
+            }
+        }
         if let Some(x0) = &self.log_configuration {
             crate::Validate::validate(x0, &rt::join(path, "logConfiguration"))?;
         }
@@ -18711,6 +21974,107 @@ impl crate::Validate for ServiceConnectConfiguration {
             }
         }
         Ok(())
+    }
+}
+
+/// Union shape (exactly one member set) `ServiceConnectContainerConfiguration`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ServiceConnectContainerConfiguration {
+    #[serde(rename = "logLevel", default, skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<ServiceConnectContainerLogLevel>,
+}
+
+impl crate::Validate for ServiceConnectContainerConfiguration {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        let set = [self.log_level.is_some()]
+            .into_iter()
+            .filter(|set| *set)
+            .count();
+        if set != 1 {
+            return Err(rt::union_count(path, &["logLevel"], set));
+        }
+        if let Some(ServiceConnectContainerLogLevel::Unknown(value)) = &self.log_level {
+            return Err(rt::bad_enum(
+                rt::join(path, "logLevel"),
+                value,
+                ServiceConnectContainerLogLevel::VALUES,
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// String enum `ServiceConnectContainerLogLevel`.
+///
+/// Values outside the model parse as `Unknown` (and fail validation).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ServiceConnectContainerLogLevel {
+    /// `debug`
+    Debug,
+    /// `info`
+    Info,
+    /// A value this version of the model does not list.
+    Unknown(String),
+}
+
+impl ServiceConnectContainerLogLevel {
+    /// The values the model lists, in model order.
+    pub const VALUES: &'static [&'static str] = &["debug", "info"];
+
+    /// The wire value.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ServiceConnectContainerLogLevel::Debug => "debug",
+            ServiceConnectContainerLogLevel::Info => "info",
+            ServiceConnectContainerLogLevel::Unknown(value) => value,
+        }
+    }
+
+    fn known(value: &str) -> Option<Self> {
+        match value {
+            "debug" => Some(ServiceConnectContainerLogLevel::Debug),
+            "info" => Some(ServiceConnectContainerLogLevel::Info),
+            _ => None,
+        }
+    }
+}
+
+impl From<&str> for ServiceConnectContainerLogLevel {
+    fn from(value: &str) -> Self {
+        Self::known(value)
+            .unwrap_or_else(|| ServiceConnectContainerLogLevel::Unknown(value.to_owned()))
+    }
+}
+
+impl From<String> for ServiceConnectContainerLogLevel {
+    fn from(value: String) -> Self {
+        Self::known(&value).unwrap_or(ServiceConnectContainerLogLevel::Unknown(value))
+    }
+}
+
+impl std::str::FromStr for ServiceConnectContainerLogLevel {
+    type Err = std::convert::Infallible;
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(Self::from(value))
+    }
+}
+
+impl std::fmt::Display for ServiceConnectContainerLogLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for ServiceConnectContainerLogLevel {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ServiceConnectContainerLogLevel {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <String as serde::Deserialize>::deserialize(deserializer).map(Self::from)
     }
 }
 
@@ -19831,6 +23195,12 @@ pub struct ServiceRevision {
     )]
     pub fargate_ephemeral_storage: Option<DeploymentEphemeralStorage>,
     #[serde(
+        rename = "gatewayConnectors",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub gateway_connectors: Option<Vec<GatewayConnector>>,
+    #[serde(
         rename = "guardDutyEnabled",
         default,
         skip_serializing_if = "Option::is_none"
@@ -19936,6 +23306,15 @@ impl crate::Validate for ServiceRevision {
         if let Some(x0) = &self.ecs_managed_resources {
             crate::Validate::validate(x0, &rt::join(path, "ecsManagedResources"))?;
         }
+        if let Some(x0) = &self.gateway_connectors {
+            rt::check_len(x0.len(), None, Some(1), "items", || {
+                rt::join(path, "gatewayConnectors")
+            })?;
+            let p1 = rt::join(path, "gatewayConnectors");
+            for (i1, x1) in x0.iter().enumerate() {
+                crate::Validate::validate(x1, &rt::index(&p1, i1))?;
+            }
+        }
         if let Some(LaunchType::Unknown(value)) = &self.launch_type {
             return Err(rt::bad_enum(
                 rt::join(path, "launchType"),
@@ -19965,6 +23344,78 @@ impl crate::Validate for ServiceRevision {
             }
         }
         Ok(())
+    }
+}
+
+/// String enum `ServiceRevisionCleanup`.
+///
+/// Values outside the model parse as `Unknown` (and fail validation).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ServiceRevisionCleanup {
+    /// `BLOCKING`
+    Blocking,
+    /// `DEFERRED`
+    Deferred,
+    /// A value this version of the model does not list.
+    Unknown(String),
+}
+
+impl ServiceRevisionCleanup {
+    /// The values the model lists, in model order.
+    pub const VALUES: &'static [&'static str] = &["BLOCKING", "DEFERRED"];
+
+    /// The wire value.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ServiceRevisionCleanup::Blocking => "BLOCKING",
+            ServiceRevisionCleanup::Deferred => "DEFERRED",
+            ServiceRevisionCleanup::Unknown(value) => value,
+        }
+    }
+
+    fn known(value: &str) -> Option<Self> {
+        match value {
+            "BLOCKING" => Some(ServiceRevisionCleanup::Blocking),
+            "DEFERRED" => Some(ServiceRevisionCleanup::Deferred),
+            _ => None,
+        }
+    }
+}
+
+impl From<&str> for ServiceRevisionCleanup {
+    fn from(value: &str) -> Self {
+        Self::known(value).unwrap_or_else(|| ServiceRevisionCleanup::Unknown(value.to_owned()))
+    }
+}
+
+impl From<String> for ServiceRevisionCleanup {
+    fn from(value: String) -> Self {
+        Self::known(&value).unwrap_or(ServiceRevisionCleanup::Unknown(value))
+    }
+}
+
+impl std::str::FromStr for ServiceRevisionCleanup {
+    type Err = std::convert::Infallible;
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(Self::from(value))
+    }
+}
+
+impl std::fmt::Display for ServiceRevisionCleanup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for ServiceRevisionCleanup {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ServiceRevisionCleanup {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <String as serde::Deserialize>::deserialize(deserializer).map(Self::from)
     }
 }
 
@@ -20046,6 +23497,29 @@ pub struct ServiceRevisionSummary {
 }
 
 impl crate::Validate for ServiceRevisionSummary {
+    fn validate(&self, _path: &str) -> Result<(), crate::ValidationError> {
+        Ok(())
+    }
+}
+
+/// Structure `ServiceRevisionVpcLatticeConfiguration`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ServiceRevisionVpcLatticeConfiguration {
+    #[serde(
+        rename = "productionListenerRule",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub production_listener_rule: Option<String>,
+    #[serde(
+        rename = "targetGroupArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub target_group_arn: Option<String>,
+}
+
+impl crate::Validate for ServiceRevisionVpcLatticeConfiguration {
     fn validate(&self, _path: &str) -> Result<(), crate::ValidationError> {
         Ok(())
     }
@@ -20326,6 +23800,30 @@ impl serde::Serialize for SettingType {
 impl<'de> serde::Deserialize<'de> for SettingType {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(deserializer).map(Self::from)
+    }
+}
+
+/// Union shape (exactly one member set) `SharingStrategy`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SharingStrategy {
+    #[serde(rename = "nvidiaMps", default, skip_serializing_if = "Option::is_none")]
+    pub nvidia_mps: Option<NvidiaMpsAllocation>,
+}
+
+impl crate::Validate for SharingStrategy {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        let set = [self.nvidia_mps.is_some()]
+            .into_iter()
+            .filter(|set| *set)
+            .count();
+        if set != 1 {
+            return Err(rt::union_count(path, &["nvidiaMps"], set));
+        }
+        if let Some(x0) = &self.nvidia_mps {
+            crate::Validate::validate(x0, &rt::join(path, "nvidiaMps"))?;
+        }
+        Ok(())
     }
 }
 
@@ -21307,6 +24805,12 @@ pub struct Task {
         skip_serializing_if = "Option::is_none"
     )]
     pub task_definition_arn: Option<String>,
+    #[serde(
+        rename = "trustedExecutionSummary",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub trusted_execution_summary: Option<TrustedExecutionSummary>,
     #[serde(rename = "version", default, skip_serializing_if = "Option::is_none")]
     pub version: Option<i64>,
 }
@@ -21372,6 +24876,9 @@ impl crate::Validate for Task {
             for (i1, x1) in x0.iter().enumerate() {
                 crate::Validate::validate(x1, &rt::index(&p1, i1))?;
             }
+        }
+        if let Some(x0) = &self.trusted_execution_summary {
+            crate::Validate::validate(x0, &rt::join(path, "trustedExecutionSummary"))?;
         }
         Ok(())
     }
@@ -21502,6 +25009,12 @@ pub struct TaskDefinition {
         skip_serializing_if = "Option::is_none"
     )]
     pub task_role_arn: Option<String>,
+    #[serde(
+        rename = "trustedExecutionConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub trusted_execution_configuration: Option<TrustedExecutionConfiguration>,
     #[serde(rename = "volumes", default, skip_serializing_if = "Option::is_none")]
     pub volumes: Option<Vec<Volume>>,
 }
@@ -21593,6 +25106,9 @@ impl crate::Validate for TaskDefinition {
                 value,
                 TaskDefinitionStatus::VALUES,
             ));
+        }
+        if let Some(x0) = &self.trusted_execution_configuration {
+            crate::Validate::validate(x0, &rt::join(path, "trustedExecutionConfiguration"))?;
         }
         if let Some(x0) = &self.volumes {
             let p1 = rt::join(path, "volumes");
@@ -22881,6 +26397,83 @@ impl<'de> serde::Deserialize<'de> for TransportProtocol {
     }
 }
 
+/// Structure `TrustedExecutionConfiguration`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TrustedExecutionConfiguration {
+    #[serde(
+        rename = "attestationPolicy",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub attestation_policy: Option<String>,
+    /// Required.
+    #[serde(
+        rename = "isolationMode",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub isolation_mode: Option<IsolationMode>,
+}
+
+impl crate::Validate for TrustedExecutionConfiguration {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if self.isolation_mode.is_none() {
+            return Err(rt::missing(rt::join(path, "isolationMode")));
+        }
+        if let Some(IsolationMode::Unknown(value)) = &self.isolation_mode {
+            return Err(rt::bad_enum(
+                rt::join(path, "isolationMode"),
+                value,
+                IsolationMode::VALUES,
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Structure `TrustedExecutionSummary`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TrustedExecutionSummary {
+    #[serde(
+        rename = "attestationPolicyStatus",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub attestation_policy_status: Option<AttestationPolicyStatus>,
+    /// Required.
+    #[serde(
+        rename = "isolationMode",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub isolation_mode: Option<IsolationMode>,
+}
+
+impl crate::Validate for TrustedExecutionSummary {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if self.isolation_mode.is_none() {
+            return Err(rt::missing(rt::join(path, "isolationMode")));
+        }
+        if let Some(AttestationPolicyStatus::Unknown(value)) = &self.attestation_policy_status {
+            return Err(rt::bad_enum(
+                rt::join(path, "attestationPolicyStatus"),
+                value,
+                AttestationPolicyStatus::VALUES,
+            ));
+        }
+        if let Some(IsolationMode::Unknown(value)) = &self.isolation_mode {
+            return Err(rt::bad_enum(
+                rt::join(path, "isolationMode"),
+                value,
+                IsolationMode::VALUES,
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Structure `Ulimit`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Ulimit {
@@ -23400,6 +26993,8 @@ pub struct UpdateDaemonRequest {
         skip_serializing_if = "Option::is_none"
     )]
     pub capacity_provider_arns: Option<Vec<String>>,
+    #[serde(rename = "critical", default, skip_serializing_if = "Option::is_none")]
+    pub critical: Option<bool>,
     /// Required.
     #[serde(rename = "daemonArn", default, skip_serializing_if = "Option::is_none")]
     pub daemon_arn: Option<String>,
@@ -23501,6 +27096,12 @@ pub struct UpdateExpressGatewayServiceRequest {
     #[serde(rename = "cpu", default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<String>,
     #[serde(
+        rename = "cpuArchitecture",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cpu_architecture: Option<ExpressCpuArchitecture>,
+    #[serde(
         rename = "executionRoleArn",
         default,
         skip_serializing_if = "Option::is_none"
@@ -23559,6 +27160,13 @@ impl crate::Validate for UpdateExpressGatewayServiceRequest {
         if self.service_arn.is_none() {
             return Err(rt::missing(rt::join(path, "serviceArn")));
         }
+        if let Some(ExpressCpuArchitecture::Unknown(value)) = &self.cpu_architecture {
+            return Err(rt::bad_enum(
+                rt::join(path, "cpuArchitecture"),
+                value,
+                ExpressCpuArchitecture::VALUES,
+            ));
+        }
         if let Some(x0) = &self.primary_container {
             crate::Validate::validate(x0, &rt::join(path, "primaryContainer"))?;
         }
@@ -23581,6 +27189,189 @@ impl crate::Validate for UpdateExpressGatewayServiceResponse {
         use crate::__private as rt;
         if let Some(x0) = &self.service {
             crate::Validate::validate(x0, &rt::join(path, "service"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Structure `UpdateGatewayAlbConfiguration`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UpdateGatewayAlbConfiguration {
+    #[serde(
+        rename = "accessLogs",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub access_logs: Option<GatewayElbAccessLogConfiguration>,
+    #[serde(
+        rename = "httpDesync",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub http_desync: Option<GatewayAlbDesyncMitigationMode>,
+    #[serde(
+        rename = "maxAlbCount",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_alb_count: Option<i32>,
+    #[serde(
+        rename = "networkConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub network_configuration: Option<UpdateGatewayNetworkConfiguration>,
+    #[serde(
+        rename = "testTrafficRules",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub test_traffic_rules: Option<GatewayAlbTestTrafficRules>,
+    #[serde(rename = "webACLArn", default, skip_serializing_if = "Option::is_none")]
+    pub web_acl_arn: Option<String>,
+}
+
+impl crate::Validate for UpdateGatewayAlbConfiguration {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if let Some(x0) = &self.access_logs {
+            crate::Validate::validate(x0, &rt::join(path, "accessLogs"))?;
+        }
+        if let Some(GatewayAlbDesyncMitigationMode::Unknown(value)) = &self.http_desync {
+            return Err(rt::bad_enum(
+                rt::join(path, "httpDesync"),
+                value,
+                GatewayAlbDesyncMitigationMode::VALUES,
+            ));
+        }
+        if let Some(x0) = &self.test_traffic_rules {
+            crate::Validate::validate(x0, &rt::join(path, "testTrafficRules"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Union shape (exactly one member set) `UpdateGatewayConfiguration`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UpdateGatewayConfiguration {
+    #[serde(
+        rename = "hostSharedAlb",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub host_shared_alb: Option<UpdateGatewayAlbConfiguration>,
+}
+
+impl crate::Validate for UpdateGatewayConfiguration {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        let set = [self.host_shared_alb.is_some()]
+            .into_iter()
+            .filter(|set| *set)
+            .count();
+        if set != 1 {
+            return Err(rt::union_count(path, &["hostSharedAlb"], set));
+        }
+        if let Some(x0) = &self.host_shared_alb {
+            crate::Validate::validate(x0, &rt::join(path, "hostSharedAlb"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Structure `UpdateGatewayNetworkConfiguration`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UpdateGatewayNetworkConfiguration {
+    #[serde(
+        rename = "inboundSecurityGroup",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub inbound_security_group: Option<String>,
+}
+
+impl crate::Validate for UpdateGatewayNetworkConfiguration {
+    fn validate(&self, _path: &str) -> Result<(), crate::ValidationError> {
+        Ok(())
+    }
+}
+
+/// Structure `UpdateGatewayRequest`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UpdateGatewayRequest {
+    #[serde(
+        rename = "configuration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub configuration: Option<UpdateGatewayConfiguration>,
+    #[serde(
+        rename = "deletionProtection",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deletion_protection: Option<bool>,
+    /// Required.
+    #[serde(rename = "gateway", default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+    #[serde(
+        rename = "infrastructureRoleArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub infrastructure_role_arn: Option<String>,
+    #[serde(
+        rename = "propagateTags",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub propagate_tags: Option<PropagateGatewayTags>,
+}
+
+impl crate::Validate for UpdateGatewayRequest {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if self.gateway.is_none() {
+            return Err(rt::missing(rt::join(path, "gateway")));
+        }
+        if let Some(x0) = &self.configuration {
+            crate::Validate::validate(x0, &rt::join(path, "configuration"))?;
+        }
+        if let Some(PropagateGatewayTags::Unknown(value)) = &self.propagate_tags {
+            return Err(rt::bad_enum(
+                rt::join(path, "propagateTags"),
+                value,
+                PropagateGatewayTags::VALUES,
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Structure `UpdateGatewayResponse`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UpdateGatewayResponse {
+    #[serde(
+        rename = "gatewayArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub gateway_arn: Option<String>,
+    #[serde(rename = "name", default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<GatewayStatus>,
+}
+
+impl crate::Validate for UpdateGatewayResponse {
+    fn validate(&self, path: &str) -> Result<(), crate::ValidationError> {
+        use crate::__private as rt;
+        if let Some(GatewayStatus::Unknown(value)) = &self.status {
+            return Err(rt::bad_enum(
+                rt::join(path, "status"),
+                value,
+                GatewayStatus::VALUES,
+            ));
         }
         Ok(())
     }
@@ -23767,6 +27558,12 @@ pub struct UpdateServiceRequest {
     )]
     pub force_new_deployment: Option<bool>,
     #[serde(
+        rename = "gatewayConnectors",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub gateway_connectors: Option<Vec<GatewayConnector>>,
+    #[serde(
         rename = "healthCheckGracePeriodSeconds",
         default,
         skip_serializing_if = "Option::is_none"
@@ -23875,6 +27672,15 @@ impl crate::Validate for UpdateServiceRequest {
         }
         if let Some(x0) = &self.deployment_controller {
             crate::Validate::validate(x0, &rt::join(path, "deploymentController"))?;
+        }
+        if let Some(x0) = &self.gateway_connectors {
+            rt::check_len(x0.len(), None, Some(1), "items", || {
+                rt::join(path, "gatewayConnectors")
+            })?;
+            let p1 = rt::join(path, "gatewayConnectors");
+            for (i1, x1) in x0.iter().enumerate() {
+                crate::Validate::validate(x1, &rt::index(&p1, i1))?;
+            }
         }
         if let Some(x0) = &self.monitoring {
             crate::Validate::validate(x0, &rt::join(path, "monitoring"))?;
@@ -24294,9 +28100,44 @@ impl crate::Validate for VolumeFrom {
     }
 }
 
+/// Structure `VpcLatticeAdvancedConfiguration`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct VpcLatticeAdvancedConfiguration {
+    #[serde(
+        rename = "alternateTargetGroupArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub alternate_target_group_arn: Option<String>,
+    #[serde(
+        rename = "productionListenerRule",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub production_listener_rule: Option<String>,
+    #[serde(
+        rename = "testListenerRule",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub test_listener_rule: Option<String>,
+}
+
+impl crate::Validate for VpcLatticeAdvancedConfiguration {
+    fn validate(&self, _path: &str) -> Result<(), crate::ValidationError> {
+        Ok(())
+    }
+}
+
 /// Structure `VpcLatticeConfiguration`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct VpcLatticeConfiguration {
+    #[serde(
+        rename = "advancedConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub advanced_configuration: Option<VpcLatticeAdvancedConfiguration>,
     /// Required.
     #[serde(rename = "portName", default, skip_serializing_if = "Option::is_none")]
     pub port_name: Option<String>,

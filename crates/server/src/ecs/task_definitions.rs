@@ -84,6 +84,11 @@ pub async fn register(
             *role = None;
         }
     }
+    if req.trusted_execution_configuration.is_some() {
+        return Err(ApiError::unsupported(
+            "trustedExecutionConfiguration is not supported: Stevedore runs containers without trusted execution environments. Leave trustedExecutionConfiguration out.",
+        ));
+    }
     let sizes = taskdef::validate(&req)?;
     let tags = tag_rules::validate(req.tags.as_deref().unwrap_or_default())?;
     let scope = cx.scope().clone();

@@ -134,6 +134,7 @@ pub async fn create_service(cx: Cx, req: CreateServiceRequest) -> ApiResult<Crea
         req.availability_zone_rebalancing.as_ref(),
         req.enable_execute_command,
         req.monitoring.as_ref(),
+        req.gateway_connectors.is_some(),
     )?;
     if req.role.is_some() {
         return Err(ApiError::invalid(
@@ -277,6 +278,7 @@ pub async fn update_service(cx: Cx, req: UpdateServiceRequest) -> ApiResult<Upda
         req.availability_zone_rebalancing.as_ref(),
         req.enable_execute_command,
         req.monitoring.as_ref(),
+        req.gateway_connectors.is_some(),
     )?;
     check_grace(req.health_check_grace_period_seconds)?;
     if let Some(n) = req.desired_count {

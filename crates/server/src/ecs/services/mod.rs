@@ -150,6 +150,11 @@ pub(crate) fn merge_deployment_configuration(
                 "deploymentConfiguration.lifecycleHooks are not supported (they belong to blue/green deployments).",
             ));
         }
+        if g.early_success_criteria.is_some() {
+            return Err(ApiError::unsupported(
+                "deploymentConfiguration.earlySuccessCriteria is not supported: a Stevedore rolling deployment completes when every task of the new revision is running and healthy. Leave earlySuccessCriteria out.",
+            ));
+        }
         if g.bake_time_in_minutes.is_some() {
             return Err(ApiError::unsupported(
                 "deploymentConfiguration.bakeTimeInMinutes is not supported (it belongs to blue/green, linear and canary deployments).",
@@ -247,7 +252,13 @@ pub(crate) fn refuse_unsupported(
     az_rebalancing: Option<&AvailabilityZoneRebalancing>,
     enable_execute_command: Option<bool>,
     monitoring: Option<&MonitoringConfiguration>,
+    gateway_connectors_given: bool,
 ) -> ApiResult<()> {
+    if gateway_connectors_given {
+        return Err(ApiError::unsupported(
+            "gatewayConnectors are not supported: Stevedore has no ECS Gateways. Leave gatewayConnectors out.",
+        ));
+    }
     if load_balancers.is_some_and(|l| !l.is_empty()) {
         return Err(ApiError::unsupported(
             "loadBalancers are not supported: Stevedore has no Elastic Load Balancing. Leave loadBalancers out and put your own proxy in front of the tasks.",
