@@ -94,7 +94,7 @@ pub async fn ensure_index(store: &dyn Store) -> ApiResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stevedore_store::SqliteStore;
+    use stevedore_store_sqlite::SqliteStore;
 
     fn task(scope: &Scope, id: &str, last: &str) -> Task {
         Task {
