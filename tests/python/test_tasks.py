@@ -475,3 +475,16 @@ def test_empty_role_strings_mean_no_role(up, ecs, tmp_path):
     updated = ecs.update_service(cluster="default", service=name, taskDefinition=via_cli["taskDefinitionArn"])
     assert updated["service"]["taskDefinition"] == via_cli["taskDefinitionArn"]
     ecs.delete_service(cluster="default", service=name, force=True)
+
+
+def test_platform_version_only_for_fargate_and_only_what_is_offered(ecs):
+    td = register(ecs, [{"name": "app", "command": ["sleep", "1"]}])
+    expect_error(ecs.run_task, "InvalidParameterException", contains=["platformVersion", "FARGATE"],
+                 cluster="default", taskDefinition=td, launchType="EC2", platformVersion="LATEST")
+    vpc = register(ecs, [{"name": "app", "command": ["sleep", "1"]}], networkMode="awsvpc",
+                   requiresCompatibilities=["FARGATE"], cpu="256", memory="512")
+    net = {"awsvpcConfiguration": {"subnets": ["subnet-local"]}}
+    expect_error(ecs.run_task, "InvalidParameterException", contains=["platformVersion '1.3.0'"],
+                 cluster="default", taskDefinition=vpc, launchType="FARGATE", platformVersion="1.3.0",
+                 networkConfiguration=net)
+    assert ecs.list_tasks(cluster="default", family=vpc.rsplit("/", 1)[1].split(":")[0])["taskArns"] == []

@@ -86,6 +86,32 @@ pub(crate) struct Launch {
     constraints: Vec<stevedore_scheduler::Constraint>,
 }
 
+/// ECS takes `platformVersion` only for FARGATE. Stevedore runs one Fargate
+/// platform, so LATEST and 1.4.0 are the versions it can honour (tasks report
+/// 1.4.0, what LATEST resolves to); anything else is refused by name rather
+/// than accepted and ignored.
+pub(crate) fn check_platform_version<'a>(
+    launch_type: &LaunchType,
+    given: Option<&'a str>,
+) -> ApiResult<Option<&'a str>> {
+    if *launch_type == LaunchType::Fargate {
+        let pv = given.unwrap_or("LATEST");
+        if !matches!(pv, "LATEST" | "1.4.0") {
+            return Err(ApiError::invalid(format!(
+                "platformVersion '{pv}' is not available: Stevedore offers LATEST (1.4.0)."
+            )));
+        }
+        Ok(Some(pv))
+    } else if let Some(pv) = given {
+        Err(ApiError::invalid(format!(
+            "platformVersion '{pv}' is only valid for the FARGATE launch type; leave it out for {}.",
+            launch_type.as_str()
+        )))
+    } else {
+        Ok(None)
+    }
+}
+
 fn network_mode(td: &TaskDefinition) -> NetworkMode {
     td.network_mode.clone().unwrap_or(NetworkMode::Bridge)
 }
@@ -722,6 +748,7 @@ pub async fn run_task(cx: Cx, req: RunTaskRequest) -> ApiResult<RunTaskResponse>
             req.placement_constraints.as_deref().unwrap_or_default(),
         ),
     )?;
+    check_platform_version(&l.launch_type, req.platform_version.as_deref())?;
     let (tasks, failures) =
         launch(&cx, &l, count as usize, None, req.client_token.as_deref()).await?;
     Ok(RunTaskResponse {

@@ -8,7 +8,7 @@ use super::{
 };
 use crate::db;
 use crate::ecs::clusters::{load_active, load_any};
-use crate::ecs::tasks::{prepare, tasks_in_cluster};
+use crate::ecs::tasks::{check_platform_version, prepare, tasks_in_cluster};
 use crate::error::{ApiError, ApiResult};
 use crate::state::Cx;
 use stevedore_api::ecs::*;
@@ -77,20 +77,8 @@ fn resolve_revision(
     } else {
         config.launch_type = Some(l.launch_type.clone());
     }
-    if l.launch_type == LaunchType::Fargate {
-        let pv = platform_version.unwrap_or("LATEST");
-        if !matches!(pv, "LATEST" | "1.4.0") {
-            return Err(ApiError::invalid(format!(
-                "platformVersion '{pv}' is not available: Stevedore offers LATEST (1.4.0)."
-            )));
-        }
-        config.platform_version = Some(pv.to_string());
-    } else if let Some(pv) = platform_version {
-        return Err(ApiError::invalid(format!(
-            "platformVersion '{pv}' is only valid for the FARGATE launch type; leave it out for {}.",
-            l.launch_type.as_str()
-        )));
-    }
+    config.platform_version =
+        check_platform_version(&l.launch_type, platform_version)?.map(str::to_string);
     Ok(Resolved {
         cluster: l.cluster,
         task_definition: l.td.task_definition_arn.clone().unwrap_or_default(),
