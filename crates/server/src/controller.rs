@@ -1,8 +1,7 @@
 //! The service controller's edge: reads each service's records, asks the
 //! pure reconciler (`stevedore_controllers::service::reconcile`) what to
-//! do, and does it. Runs in the server process; wakes on any ECS change,
-//! at the reconciler's `wake_at`, and at least every second (lost-host
-//! detection is a matter of time passing).
+//! do, and does it. Runs in the server process on the controller runtime
+//! (`stevedore_ctlrt`), which decides when passes happen.
 //!
 //! Order of effects per service: stops, then starts, then the service
 //! record (CAS). A crash between them is harmless: the next pass derives
@@ -22,37 +21,55 @@ use stevedore_api::Timestamp;
 use stevedore_controllers::service::{
     reconcile, Decision, Health, Input, InstanceState, InstanceView, ServiceSpec, TaskView,
 };
+use stevedore_ctlrt::{Action, Context, Reconciler, StoreChanges};
 use stevedore_model::arn::Scope;
 use stevedore_model::keys;
 
-const TICK: Duration = Duration::from_secs(1);
-/// Coalesces a burst of changes (an agent report touching many tasks) into
-/// one pass.
-const DEBOUNCE: Duration = Duration::from_millis(50);
+/// The service controller on the controller runtime: visits on any ECS
+/// change (debounced), at the reconciler's earliest `wake_at`, and at
+/// least every second (lost-host detection is a matter of time passing).
+pub struct ServiceController {
+    state: Arc<AppState>,
+}
 
-pub async fn run(state: Arc<AppState>) {
-    loop {
-        let from = state.store.current_revision();
-        let wake_at = match pass(&state).await {
-            Ok(w) => w,
-            Err(e) => {
-                tracing::warn!(error = %e.message, "service controller pass failed; retrying");
-                None
+impl ServiceController {
+    pub fn new(state: Arc<AppState>) -> Self {
+        ServiceController { state }
+    }
+
+    /// What wakes it: any change to ECS records.
+    pub fn changes(state: &AppState) -> StoreChanges {
+        StoreChanges::new(state.store.clone(), ["/ecs/".to_string()])
+    }
+}
+
+/// A pass that could not even list the services; per-service failures are
+/// logged and retried on the next pass instead.
+#[derive(Debug)]
+pub struct PassFailed(crate::error::ApiError);
+
+impl std::fmt::Display for PassFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.0.code, self.0.message)
+    }
+}
+
+impl Reconciler for ServiceController {
+    type Error = PassFailed;
+
+    fn name(&self) -> &'static str {
+        "service"
+    }
+
+    async fn reconcile(&mut self, rt: &Context) -> Result<Action, PassFailed> {
+        let wake_at = pass(&self.state, rt).await.map_err(PassFailed)?;
+        Ok(match wake_at {
+            Some(w) => {
+                let now = Timestamp::now().as_millis();
+                Action::requeue(Duration::from_millis((w - now).max(0) as u64))
             }
-        };
-        let now = Timestamp::now().as_millis();
-        let mut wait = TICK;
-        if let Some(w) = wake_at {
-            wait = wait.min(Duration::from_millis((w - now).max(0) as u64));
-        }
-        // Anything changed since the pass began wakes us at once.
-        match state.store.watch("/ecs/", from) {
-            Ok(mut watch) => {
-                let _ = tokio::time::timeout(wait, watch.recv()).await;
-            }
-            Err(_) => tokio::time::sleep(wait).await,
-        }
-        tokio::time::sleep(DEBOUNCE).await;
+            None => Action::await_change(),
+        })
     }
 }
 
@@ -75,7 +92,7 @@ fn internal_cx(state: &Arc<AppState>, scope: &Scope) -> Cx {
 
 /// One pass over every service that needs a controller. Returns the
 /// earliest time any of them asked to be looked at again.
-async fn pass(state: &Arc<AppState>) -> ApiResult<Option<i64>> {
+async fn pass(state: &Arc<AppState>, rt: &Context) -> ApiResult<Option<i64>> {
     let index = state
         .store
         .range(&stevedore_store::RangeRequest::prefix(
@@ -87,6 +104,11 @@ async fn pass(state: &Arc<AppState>) -> ApiResult<Option<i64>> {
     // are consecutive and share one read of its tasks and instances.
     let mut view: Option<(Scope, String, ClusterView)> = None;
     for kv in index.kvs {
+        // Each service's writes are complete before the next begins, so
+        // this is a write boundary.
+        if rt.should_stop() {
+            break;
+        }
         let Some((scope, cluster, name)) = keys::parse_controller_service(&kv.key) else {
             continue;
         };

@@ -5,7 +5,9 @@
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// tokio time, so tests can pause and advance the clock.
+use tokio::time::Instant;
 
 #[derive(Default)]
 struct Entry {

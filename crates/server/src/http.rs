@@ -23,6 +23,7 @@ use stevedore_api::Timestamp;
 use stevedore_auth::{AuthError, RequestParts, Verifier};
 use stevedore_model::arn::Scope;
 use stevedore_store_sqlite::SqliteStore;
+use tokio_util::sync::CancellationToken;
 
 const JSON_11: &str = "application/x-amz-json-1.1";
 /// The largest request body we read. ECS's biggest inputs (task
@@ -122,18 +123,34 @@ impl Server {
         let listener = self.listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
+        // One root token for the background tasks; each gets a child. They
+        // are cancelled, never aborted, so none stops inside a write.
+        let root = CancellationToken::new();
         // Log retention is enforced on read; this reclaims the space.
         let sweeper = tokio::spawn(logs::run_sweeper(
             self.state.store.clone(),
             logs::SWEEP_INTERVAL,
+            root.child_token(),
         ));
-        let controller = tokio::spawn(crate::controller::run(self.state.clone()));
+        let controller = tokio::spawn(stevedore_ctlrt::run(
+            crate::controller::ServiceController::new(self.state.clone()),
+            Arc::new(crate::controller::ServiceController::changes(&self.state)),
+            Arc::new(stevedore_ctlrt::AlwaysLeader),
+            stevedore_ctlrt::Config::default(),
+            root.child_token(),
+        ));
         let result = axum::serve(listener, router(self.state))
             .with_graceful_shutdown(shutdown)
             .await
             .map_err(ServerError::Serve);
-        sweeper.abort();
-        controller.abort();
+        // In-flight requests have drained; now let the background tasks
+        // finish their current write and stop.
+        root.cancel();
+        for (name, task) in [("log sweeper", sweeper), ("service controller", controller)] {
+            if let Err(e) = task.await {
+                tracing::error!(task = name, error = %e, "background task panicked");
+            }
+        }
         result
     }
 }

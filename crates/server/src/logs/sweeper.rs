@@ -13,17 +13,24 @@ use stevedore_api::Timestamp;
 use stevedore_model::arn::Scope;
 use stevedore_model::keys;
 use stevedore_store::{Op, RangeRequest, Store};
+use tokio_util::sync::CancellationToken;
 
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 /// Deletes per transaction, so one sweep step stays a bounded write.
 const SWEEP_BATCH: usize = 1000;
 
-/// Sweeps every `interval` until the task is dropped.
-pub async fn run_sweeper(store: Arc<dyn Store>, interval: Duration) {
+/// Sweeps every `interval` until `cancel` fires. A sweep in progress is
+/// not interrupted: cancellation is observed between sweeps, so no
+/// transaction is cut short.
+pub async fn run_sweeper(store: Arc<dyn Store>, interval: Duration, cancel: CancellationToken) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
         match sweep_once(store.as_ref(), Timestamp::now().as_millis()).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(deleted = n, "log retention sweep"),
