@@ -7,7 +7,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::Cx;
 use std::time::Duration;
 use stevedore_api::agent::*;
-use stevedore_api::ecs::{Task, TaskStopCode};
+use stevedore_api::ecs::{DesiredStatus, LaunchType, Task, TaskStopCode};
 use stevedore_model::arn::{cluster_ref, ClusterRef};
 use stevedore_model::keys;
 
@@ -55,8 +55,9 @@ fn assigned(cx: &Cx, cluster: &str, arn: &str) -> ApiResult<Vec<AssignedTask>> {
         if t.container_instance_arn.as_deref() != Some(arn) {
             continue;
         }
-        let desired = t.desired_status.clone().unwrap_or_default();
-        if desired == "STOPPED" && t.last_status.as_deref() == Some("STOPPED") {
+        let desired = DesiredStatus::from(t.desired_status.as_deref().unwrap_or_default());
+        let stop = desired == DesiredStatus::Stopped;
+        if stop && last_status(&t) == TaskStatus::Stopped {
             continue;
         }
         let td_arn = t.task_definition_arn.clone().unwrap_or_default();
@@ -67,18 +68,16 @@ fn assigned(cx: &Cx, cluster: &str, arn: &str) -> ApiResult<Vec<AssignedTask>> {
         };
         out.push(AssignedTask {
             task_arn: t.task_arn.clone().unwrap_or_default(),
-            desired_status: desired.clone(),
+            desired_status: desired.as_str().to_string(),
             task_definition: td.value.definition,
             overrides: t.overrides.clone(),
             launch_type: t
                 .launch_type
                 .as_ref()
                 .map(|l| l.as_str().to_string())
-                .unwrap_or_else(|| "EC2".into()),
-            stopped_reason: (desired == "STOPPED")
-                .then(|| t.stopped_reason.clone())
-                .flatten(),
-            stop_code: (desired == "STOPPED")
+                .unwrap_or_else(|| LaunchType::Ec2.as_str().to_string()),
+            stopped_reason: stop.then(|| t.stopped_reason.clone()).flatten(),
+            stop_code: stop
                 .then(|| t.stop_code.as_ref().map(|c| c.as_str().to_string()))
                 .flatten(),
         });
@@ -128,29 +127,35 @@ async fn poll(cx: &Cx, req: PollTasksRequest) -> ApiResult<PollTasksResponse> {
     })
 }
 
-fn rank(status: &str) -> u8 {
+/// The stored task's `lastStatus`; records keep the wire string so existing
+/// data dirs load, decisions are made on the enum.
+fn last_status(t: &Task) -> TaskStatus {
+    TaskStatus::from(t.last_status.as_deref().unwrap_or_default())
+}
+
+/// Position in the ECS task lifecycle; an unlisted value ranks first, so it
+/// never overrides a known later state.
+fn rank(status: &TaskStatus) -> u8 {
     match status {
-        "PROVISIONING" => 0,
-        "PENDING" => 1,
-        "ACTIVATING" => 2,
-        "RUNNING" => 3,
-        "DEACTIVATING" => 4,
-        "STOPPING" => 5,
-        "DEPROVISIONING" => 6,
-        "STOPPED" => 7,
-        _ => 0,
+        TaskStatus::Provisioning | TaskStatus::Unknown(_) => 0,
+        TaskStatus::Pending => 1,
+        TaskStatus::Activating => 2,
+        TaskStatus::Running => 3,
+        TaskStatus::Deactivating => 4,
+        TaskStatus::Stopping => 5,
+        TaskStatus::Deprovisioning => 6,
+        TaskStatus::Stopped => 7,
     }
 }
 
 /// Applies one observation to the stored task; returns whether it changed.
 fn apply(cx: &Cx, t: &mut Task, o: &ObservedTask) -> bool {
     let before = serde_json::to_vec(&*t).unwrap_or_default();
-    let current = t.last_status.clone().unwrap_or_default();
     // Status only moves forward: a late report never resurrects a task.
-    if rank(&o.last_status) >= rank(&current) {
+    if rank(&TaskStatus::from(o.last_status.as_str())) >= rank(&last_status(t)) {
         t.last_status = Some(o.last_status.clone());
     }
-    let stopped = t.last_status.as_deref() == Some("STOPPED");
+    let stopped = last_status(t) == TaskStatus::Stopped;
     // Keep our container ARNs; take everything observed.
     let mut containers = t.containers.clone().unwrap_or_default();
     for oc in &o.containers {
@@ -205,13 +210,11 @@ fn apply(cx: &Cx, t: &mut Task, o: &ObservedTask) -> bool {
     if t.started_at.is_none() {
         t.started_at = o.started_at;
     }
-    if t.last_status.as_deref() == Some("RUNNING") && t.connectivity_at.is_none() {
+    if last_status(t) == TaskStatus::Running && t.connectivity_at.is_none() {
         t.connectivity = Some(stevedore_api::ecs::Connectivity::Connected);
         t.connectivity_at = Some(cx.now);
     }
-    if rank(t.last_status.as_deref().unwrap_or("")) >= rank("DEACTIVATING")
-        && t.stopping_at.is_none()
-    {
+    if rank(&last_status(t)) >= rank(&TaskStatus::Deactivating) && t.stopping_at.is_none() {
         t.stopping_at = Some(cx.now);
     }
     if stopped {
@@ -220,7 +223,7 @@ fn apply(cx: &Cx, t: &mut Task, o: &ObservedTask) -> bool {
             .or(o.execution_stopped_at)
             .or(Some(cx.now));
         t.stopped_at = t.stopped_at.or(Some(cx.now));
-        t.desired_status = Some("STOPPED".into());
+        t.desired_status = Some(DesiredStatus::Stopped.as_str().to_string());
         t.connectivity = Some(stevedore_api::ecs::Connectivity::Disconnected);
         // A stop the user asked for keeps its code and reason.
         if t.stop_code.is_none() {
@@ -266,7 +269,7 @@ async fn report(cx: &Cx, req: ReportTaskStatesRequest) -> ApiResult<ReportTaskSt
             }
             let mut t = v.value;
             if apply(cx, &mut t, o) {
-                if t.last_status.as_deref() == Some("STOPPED") {
+                if last_status(&t) == TaskStatus::Stopped {
                     rec.allocations.remove(task_id(&t));
                     // Same txn as the STOPPED record: see live_tasks.
                     ops.push(crate::live_tasks::remove(cx.scope(), &cluster, id));
