@@ -488,3 +488,47 @@ def test_platform_version_only_for_fargate_and_only_what_is_offered(ecs):
                  cluster="default", taskDefinition=vpc, launchType="FARGATE", platformVersion="1.3.0",
                  networkConfiguration=net)
     assert ecs.list_tasks(cluster="default", family=vpc.rsplit("/", 1)[1].split(":")[0])["taskArns"] == []
+
+
+def test_runtime_platform_is_placed_only_on_matching_hosts(ecs):
+    # The agent registers ecs.os-family LINUX and its real cpu-architecture.
+    host_arch = {"x86_64": "X86_64", "aarch64": "ARM64"}[os.uname().machine]
+    other_arch = "ARM64" if host_arch == "X86_64" else "X86_64"
+    ok = register(ecs, [{"name": "app", "command": ["sleep", "1"]}],
+                  runtimePlatform={"cpuArchitecture": host_arch, "operatingSystemFamily": "LINUX"})
+    task = run_one(ecs, ok)
+    wait_status(ecs, "default", task["taskArn"], "STOPPED")
+    for platform in ({"cpuArchitecture": other_arch},
+                     {"operatingSystemFamily": "WINDOWS_SERVER_2022_CORE"}):
+        td = register(ecs, [{"name": "app", "command": ["sleep", "1"]}], runtimePlatform=platform)
+        out = ecs.run_task(cluster="default", taskDefinition=td)
+        assert out["tasks"] == [], platform
+        assert [f["reason"] for f in out["failures"]] == ["ATTRIBUTE"], (platform, out["failures"])
+
+
+def test_capacity_provider_strategy_must_name_one_attached_provider(ecs):
+    td = register(ecs, [{"name": "app", "command": ["sleep", "1"]}], networkMode="awsvpc",
+                  requiresCompatibilities=["FARGATE"], cpu="256", memory="512")
+    net = {"awsvpcConfiguration": {"subnets": ["subnet-local"]}}
+    # "default" lists no capacity providers.
+    expect_error(ecs.run_task, "InvalidParameterException", contains=["not associated with the cluster"],
+                 cluster="default", taskDefinition=td, networkConfiguration=net,
+                 capacityProviderStrategy=[{"capacityProvider": "FARGATE", "weight": 1}])
+    name = uniq("cp")
+    ecs.create_cluster(clusterName=name, capacityProviders=["FARGATE", "FARGATE_SPOT"])
+    try:
+        err = expect_error(ecs.run_task, "UnsupportedFeatureException",
+                           contains=["capacityProviderStrategy", "FARGATE", "FARGATE_SPOT"],
+                           cluster=name, taskDefinition=td, networkConfiguration=net,
+                           capacityProviderStrategy=[{"capacityProvider": "FARGATE", "base": 1, "weight": 1},
+                                                     {"capacityProvider": "FARGATE_SPOT", "weight": 4}])
+        assert "Name one capacity provider" in err["Message"]
+        assert ecs.list_tasks(cluster=name)["taskArns"] == []
+    finally:
+        ecs.delete_cluster(cluster=name)
+
+
+def test_reference_id_is_refused_by_name(ecs):
+    td = register(ecs, [{"name": "app", "command": ["sleep", "1"]}])
+    expect_error(ecs.run_task, "UnsupportedFeatureException", contains=["referenceId"],
+                 cluster="default", taskDefinition=td, referenceId="ref-1")

@@ -245,7 +245,7 @@ impl<'a> State<'a> {
         if req
             .required_attributes
             .iter()
-            .any(|a| inst.attribute(a).is_none())
+            .any(|a| !has_required_attribute(inst, a))
         {
             return Err(reason::ATTRIBUTE);
         }
@@ -349,5 +349,16 @@ impl SplitMix64 {
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
+    }
+}
+
+/// A required attribute is a name (present with any value), or `name=value`
+/// (present with exactly that value), as ECS's `requiresAttributes` and
+/// `runtimePlatform` checks need: `ecs.cpu-architecture=arm64` must not be
+/// met by an x86_64 host that merely has the attribute.
+fn has_required_attribute(inst: &InstanceSnapshot, required: &str) -> bool {
+    match required.split_once('=') {
+        Some((name, value)) => inst.attribute(name) == Some(Some(value)),
+        None => inst.attribute(required).is_some(),
     }
 }

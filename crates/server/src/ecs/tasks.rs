@@ -226,6 +226,17 @@ fn resolve_launch_type(
     strategy: Option<&[CapacityProviderStrategyItem]>,
 ) -> ApiResult<(LaunchType, Option<String>)> {
     let strategy = strategy.filter(|s| !s.is_empty());
+    if let Some(s) = strategy {
+        check_strategy(cluster, s, "capacityProviderStrategy")?;
+    } else if launch_type.is_none() {
+        if let Some(d) = cluster
+            .default_capacity_provider_strategy
+            .as_deref()
+            .filter(|d| !d.is_empty())
+        {
+            check_strategy(cluster, d, "the cluster's defaultCapacityProviderStrategy")?;
+        }
+    }
     let provider_to_launch = |p: &str| -> ApiResult<(LaunchType, Option<String>)> {
         if matches!(p, "FARGATE" | "FARGATE_SPOT") {
             Ok((LaunchType::Fargate, Some(p.to_string())))
@@ -255,6 +266,40 @@ fn resolve_launch_type(
             }
         }
     }
+}
+
+/// ECS refuses providers the cluster does not list. `base` and `weight`
+/// spread a launch's tasks over several providers; Stevedore places every
+/// task of a launch with one provider, so a strategy naming more than one is
+/// refused by name rather than silently collapsed onto one.
+fn check_strategy(
+    cluster: &Cluster,
+    s: &[CapacityProviderStrategyItem],
+    what: &str,
+) -> ApiResult<()> {
+    let attached = cluster.capacity_providers.as_deref().unwrap_or_default();
+    for item in s {
+        let name = item.capacity_provider.as_deref().unwrap_or_default();
+        if !attached.iter().any(|p| p == name) {
+            return Err(ApiError::invalid(
+                "The specified capacity provider strategy cannot contain a capacity provider that is not associated with the cluster. Associate the capacity provider with the cluster or specify a valid capacity provider and try again.",
+            ));
+        }
+    }
+    let mut names: Vec<&str> = s
+        .iter()
+        .filter_map(|i| i.capacity_provider.as_deref())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    if names.len() > 1 {
+        return Err(ApiError::unsupported(format!(
+            "{what} names {} capacity providers ({}); Stevedore places all tasks of a launch with one provider, so base/weight splits across providers are not supported. Name one capacity provider.",
+            names.len(),
+            names.join(", ")
+        )));
+    }
+    Ok(())
 }
 
 /// The provider a single task goes to: one with a base first, else the
@@ -474,6 +519,11 @@ fn demand(l: &Launch) -> Demand {
             .filter_map(|a| a.name.clone())
             .collect();
     if let Some(rp) = &l.td.runtime_platform {
+        // Agents register `ecs.os-family` (LINUX on Linux hosts), so a Windows
+        // definition finds no instance (ATTRIBUTE) instead of landing on Linux.
+        if let Some(family) = &rp.operating_system_family {
+            required.push(format!("ecs.os-family={}", family.as_str()));
+        }
         if let Some(arch) = &rp.cpu_architecture {
             required.push(format!(
                 "ecs.cpu-architecture={}",
@@ -719,12 +769,12 @@ pub async fn run_task(cx: Cx, req: RunTaskRequest) -> ApiResult<RunTaskResponse>
             "count must be between 1 and 10; it was {count}."
         )));
     }
-    if let Some(r) = &req.reference_id {
-        if r.len() > 64 {
-            return Err(ApiError::invalid(
-                "referenceId must be at most 64 characters.",
-            ));
-        }
+    if req.reference_id.is_some() {
+        // Nothing in Stevedore reads a reference id yet (ECS passes it to
+        // EventBridge), so it is refused rather than stored and ignored.
+        return Err(ApiError::unsupported(
+            "referenceId is not supported by Stevedore; remove it from the RunTask request.",
+        ));
     }
     let l = prepare(
         &cx,
