@@ -226,7 +226,8 @@ fn resolve_launch_type(
     strategy: Option<&[CapacityProviderStrategyItem]>,
 ) -> ApiResult<(LaunchType, Option<String>)> {
     let strategy = strategy.filter(|s| !s.is_empty());
-    if let Some(s) = strategy {
+    // Giving both a launch type and a strategy is refused first, below.
+    if let (Some(s), None) = (strategy, launch_type) {
         check_strategy(cluster, s, "capacityProviderStrategy")?;
     } else if launch_type.is_none() {
         if let Some(d) = cluster
