@@ -81,7 +81,8 @@ macro_rules! store_contract_tests {
     };
 }
 
-async fn put(store: &dyn Store, key: &str, value: &str) -> i64 {
+/// Commits one put and returns its revision.
+pub async fn put(store: &dyn Store, key: &str, value: &str) -> i64 {
     let resp = store.txn(Txn::new().put(key, value)).await.unwrap();
     assert!(resp.succeeded);
     resp.revision
@@ -115,7 +116,8 @@ pub async fn collect_until(watch: &mut Watch, upto: i64) -> Vec<Event> {
     out
 }
 
-fn summary(events: &[Event]) -> Vec<(EventKind, String, i64)> {
+/// (kind, key, mod revision) of each event, for compact assertions.
+pub fn summary(events: &[Event]) -> Vec<(EventKind, String, i64)> {
     events
         .iter()
         .map(|e| (e.kind, e.kv.key.clone(), e.kv.mod_revision))
