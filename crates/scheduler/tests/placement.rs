@@ -1063,3 +1063,42 @@ fn plans_never_exceed_remaining_resources() {
         }
     }
 }
+
+#[test]
+fn name_value_requirements_compare_the_value() {
+    let arm = attr(
+        inst("arm", 4096, 4096),
+        "ecs.cpu-architecture",
+        Some("arm64"),
+    );
+    let x86 = attr(
+        inst("x86", 4096, 4096),
+        "ecs.cpu-architecture",
+        Some("x86_64"),
+    );
+    let bare = inst("bare", 4096, 4096);
+    let snapshot = cluster(vec![arm, x86, bare]);
+    let request = TaskRequest {
+        required_attributes: vec!["ecs.cpu-architecture=x86_64".into()],
+        // A whole host's CPU each: one fits, the second reports every host.
+        ..req(4096, 128, 2)
+    };
+    let p = plan(&snapshot, &request);
+    assert_eq!(p.placements, placed(&["x86"]));
+    assert_eq!(
+        p.failures,
+        vec![
+            fail("arm", reason::ATTRIBUTE),
+            fail("x86", reason::RESOURCE_CPU),
+            fail("bare", reason::ATTRIBUTE),
+        ]
+    );
+    // A bare name is met by any value.
+    let request = TaskRequest {
+        required_attributes: vec!["ecs.cpu-architecture".into()],
+        ..req(4096, 128, 2)
+    };
+    let mut got = plan(&snapshot, &request).placements;
+    got.sort();
+    assert_eq!(got, placed(&["arm", "x86"]));
+}

@@ -4,6 +4,7 @@
 use crate::db::{self, Versioned};
 use crate::ecs::internal::{load_instance_record, task_id, InstanceRecord};
 use crate::error::{ApiError, ApiResult};
+use crate::live_tasks::last_status;
 use crate::state::Cx;
 use std::time::Duration;
 use stevedore_api::agent::*;
@@ -125,12 +126,6 @@ async fn poll(cx: &Cx, req: PollTasksRequest) -> ApiResult<PollTasksResponse> {
         revision,
         tasks: assigned(cx, &cluster, &arn)?,
     })
-}
-
-/// The stored task's `lastStatus`; records keep the wire string so existing
-/// data dirs load, decisions are made on the enum.
-fn last_status(t: &Task) -> TaskStatus {
-    TaskStatus::from(t.last_status.as_deref().unwrap_or_default())
 }
 
 /// Position in the ECS task lifecycle; an unlisted value ranks first, so it

@@ -10,13 +10,20 @@
 
 use crate::db::{self, Versioned};
 use crate::error::ApiResult;
+use stevedore_api::agent::TaskStatus;
 use stevedore_api::ecs::Task;
 use stevedore_model::arn::Scope;
 use stevedore_model::keys;
 use stevedore_store::{Compare, Op, RangeRequest, Store, Txn};
 
+/// The stored task's `lastStatus`; records keep the wire string so existing
+/// data dirs load, decisions are made on the enum.
+pub fn last_status(task: &Task) -> TaskStatus {
+    TaskStatus::from(task.last_status.as_deref().unwrap_or_default())
+}
+
 pub fn is_live(task: &Task) -> bool {
-    task.last_status.as_deref() != Some("STOPPED")
+    last_status(task) != TaskStatus::Stopped
 }
 
 /// The index entry for a task record being created.

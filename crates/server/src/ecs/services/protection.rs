@@ -109,8 +109,8 @@ pub async fn update_task_protection(
             ));
             continue;
         }
-        if t.last_status.as_deref() == Some("STOPPED")
-            || t.desired_status.as_deref() == Some("STOPPED")
+        if !crate::live_tasks::is_live(&t)
+            || t.desired_status.as_deref() == Some(DesiredStatus::Stopped.as_str())
         {
             failures.push(failure(
                 arn,
