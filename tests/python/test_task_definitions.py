@@ -485,3 +485,13 @@ def test_pagination_desc_is_stable(ecs, sort):
     assert set(arns) <= set(seen)
     revs = [int(a.rsplit(":", 1)[1]) for a in seen]
     assert revs == sorted(revs, reverse=True)
+
+
+def test_register_without_tags_omits_the_member(ecs):
+    # ECS leaves `tags` out of RegisterTaskDefinition's answer when none were
+    # given; DescribeTaskDefinition with include=TAGS answers an empty list.
+    family = uniq("notags")
+    out = ecs.register_task_definition(family=family, containerDefinitions=[container(memory=64)])
+    assert "tags" not in out, out.keys()
+    described = ecs.describe_task_definition(taskDefinition=family, include=["TAGS"])
+    assert described["tags"] == []

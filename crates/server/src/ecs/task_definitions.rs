@@ -128,7 +128,8 @@ pub async fn register(
         if ok {
             return Ok(RegisterTaskDefinitionResponse {
                 task_definition: Some(record.definition),
-                tags: Some(record.tags),
+                // ECS leaves `tags` out of the answer when none were given.
+                tags: (!record.tags.is_empty()).then_some(record.tags),
             });
         }
     }
