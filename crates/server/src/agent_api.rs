@@ -2,7 +2,9 @@
 //! long-polled task assignments and sequenced state reports.
 
 use crate::db::{self, Versioned};
-use crate::ecs::internal::{load_instance_record, task_id, InstanceRecord};
+use crate::domain::instances::{load_instance, InstanceRecord};
+use crate::domain::task_definitions::resolve as resolve_task_definition;
+use crate::domain::tasks::task_id;
 use crate::error::{ApiError, ApiResult};
 use crate::live_tasks::last_status;
 use crate::state::Cx;
@@ -35,12 +37,11 @@ fn cluster_name(cx: &Cx, given: &str) -> ApiResult<String> {
 }
 
 fn instance(cx: &Cx, cluster: &str, arn: &str) -> ApiResult<(String, Versioned<InstanceRecord>)> {
-    let (key, v) =
-        load_instance_record(cx.store(), cx.scope(), cluster, arn)?.ok_or_else(|| {
-            ApiError::client(format!(
-                "Container instance {arn} is not registered; register again."
-            ))
-        })?;
+    let (key, v) = load_instance(cx.store(), cx.scope(), cluster, arn)?.ok_or_else(|| {
+        ApiError::client(format!(
+            "Container instance {arn} is not registered; register again."
+        ))
+    })?;
     if v.value.instance.status.as_deref() == Some("INACTIVE") {
         return Err(ApiError::client(format!(
             "Container instance {arn} was deregistered; register again."
@@ -62,9 +63,7 @@ fn assigned(cx: &Cx, cluster: &str, arn: &str) -> ApiResult<Vec<AssignedTask>> {
             continue;
         }
         let td_arn = t.task_definition_arn.clone().unwrap_or_default();
-        let Some((_, td)) =
-            crate::ecs::internal::resolve_task_definition(cx.store(), cx.scope(), &td_arn)?
-        else {
+        let Some((_, td)) = resolve_task_definition(cx.store(), cx.scope(), &td_arn)? else {
             continue;
         };
         out.push(AssignedTask {

@@ -7,6 +7,7 @@ pub mod agent_api;
 pub mod config;
 pub mod controller;
 pub mod db;
+pub mod domain;
 pub mod ecs;
 pub mod error;
 pub mod heartbeat;

@@ -1,4 +1,5 @@
 use crate::config::ServerConfig;
+use crate::domain::launch::LaunchEnv;
 use crate::heartbeat::Heartbeats;
 use crate::identity::KeyCache;
 use std::sync::Arc;
@@ -34,10 +35,9 @@ pub struct Cx {
     pub state: Arc<AppState>,
     pub caller: Arc<Caller>,
     pub now: Timestamp,
-    /// Launches may use a task definition deregistered after it was
-    /// chosen: the service controller running a deployment's revision, and
-    /// UpdateService keeping the current one, as ECS allows. RunTask,
-    /// StartTask and a newly named revision need an ACTIVE one.
+    /// Not read: launches say this in
+    /// `LaunchRequest::allow_inactive_task_definition`. Kept only until the
+    /// edge (`http.rs`, being rewritten) stops setting it.
     pub allow_inactive_task_definition: bool,
 }
 
@@ -48,5 +48,16 @@ impl Cx {
 
     pub fn store(&self) -> &dyn Store {
         self.state.store.as_ref()
+    }
+
+    /// What the domain's launch path needs from this request: the
+    /// caller's tenant and the request's clock, no caller identity.
+    pub fn launch_env(&self) -> LaunchEnv<'_> {
+        LaunchEnv {
+            store: self.store(),
+            scope: self.scope(),
+            now: self.now,
+            heartbeats: &self.state.heartbeats,
+        }
     }
 }

@@ -2,41 +2,17 @@
 //! UpdateCluster, UpdateClusterSettings, PutClusterCapacityProviders.
 
 use crate::db::{self, Versioned};
+use crate::domain::clusters::{is_active, load_active, load_any};
 use crate::error::{ApiError, ApiResult};
 use crate::state::Cx;
 use stevedore_api::ecs::*;
-use stevedore_model::arn::{cluster_ref, ClusterRef, Scope};
+use stevedore_model::arn::Scope;
 use stevedore_model::{keys, tags as tag_rules, taskdef::valid_name};
 use stevedore_store::Store;
 
 /// The capacity providers a cluster can name. Stevedore hosts serve both
 /// Fargate providers; FARGATE_SPOT tasks are never interrupted here.
 pub const BUILTIN_CAPACITY_PROVIDERS: &[&str] = &["FARGATE", "FARGATE_SPOT"];
-
-pub(crate) fn is_active(c: &Cluster) -> bool {
-    c.status.as_deref() == Some("ACTIVE")
-}
-
-/// Loads an ACTIVE cluster named by a `cluster` parameter, or answers as
-/// ECS does for missing and inactive clusters.
-pub(crate) fn load_active(cx: &Cx, given: Option<&str>) -> ApiResult<Versioned<Cluster>> {
-    let v = load_any(cx.store(), cx.scope(), given)?.ok_or_else(ApiError::cluster_not_found)?;
-    if !is_active(&v.value) {
-        return Err(ApiError::cluster_inactive());
-    }
-    Ok(v)
-}
-
-pub(crate) fn load_any(
-    store: &dyn Store,
-    scope: &Scope,
-    given: Option<&str>,
-) -> ApiResult<Option<Versioned<Cluster>>> {
-    match cluster_ref(scope, given) {
-        ClusterRef::Foreign => Ok(None),
-        ClusterRef::Name(name) => db::get(store, &keys::cluster(scope, &name)),
-    }
-}
 
 /// Live counts of a cluster's children, computed from the store every
 /// time; nothing is cached that could drift.
@@ -470,7 +446,7 @@ where
 {
     let scope = cx.scope().clone();
     for _ in 0..db::MAX_CAS_RETRIES {
-        let v = load_active(cx, given)?;
+        let v = load_active(cx.store(), cx.scope(), given)?;
         let mut c = v.value.clone();
         f(&mut c)?;
         let key = keys::cluster(&scope, c.cluster_name.as_deref().unwrap_or_default());

@@ -6,21 +6,10 @@ mod account_settings;
 mod attributes;
 mod clusters;
 mod instances;
-mod placement;
 pub mod services;
 mod tags;
 mod task_definitions;
 mod tasks;
-
-/// What the agent protocol needs from the ECS handlers.
-pub(crate) mod internal {
-    pub(crate) use super::instances::all_instances;
-    pub(crate) use super::instances::{load_instance as load_instance_record, InstanceRecord};
-    pub(crate) use super::task_definitions::resolve as resolve_task_definition;
-    pub(crate) use super::tasks::{
-        fits_constraints, launch, prepare, request_stop, task_id, tasks_in_cluster, Launch,
-    };
-}
 
 use crate::error::{ApiError, ApiResult};
 use crate::operation::call;
