@@ -2,7 +2,7 @@
 //! Reads of clusters, container instances, tasks and task definitions;
 //! placing and committing tasks (`launch`); asking tasks to stop (`stop`).
 //!
-//! Nothing here knows who is calling: there is no `Caller` or `Cx` in this
+//! Nothing here knows who is calling: no caller identity or request context in this
 //! layer. Callers pass the store, the tenant's scope, `now` and whatever
 //! configuration a function needs, so a controller uses the same code as a
 //! request without pretending to be one. Authorisation stays in the

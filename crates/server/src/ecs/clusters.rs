@@ -4,7 +4,9 @@
 use crate::db::{self, Versioned};
 use crate::domain::clusters::{is_active, load_active, load_any};
 use crate::error::{ApiError, ApiResult};
+use crate::live_tasks::last_status;
 use crate::state::Cx;
+use stevedore_api::agent::TaskStatus;
 use stevedore_api::ecs::*;
 use stevedore_model::arn::Scope;
 use stevedore_model::{keys, tags as tag_rules, taskdef::valid_name};
@@ -53,7 +55,10 @@ pub fn cluster_counts(store: &dyn Store, scope: &Scope, cluster: &str) -> ApiRes
         Ok(())
     };
     scan(keys::KIND_INSTANCE, &mut |v| {
-        if matches!(str_field(v, "status"), "ACTIVE" | "DRAINING") {
+        if matches!(
+            ContainerInstanceStatus::from(str_field(v, "status")),
+            ContainerInstanceStatus::Active | ContainerInstanceStatus::Draining
+        ) {
             c.registered_instances += 1;
         }
     })?;
@@ -62,8 +67,8 @@ pub fn cluster_counts(store: &dyn Store, scope: &Scope, cluster: &str) -> ApiRes
         let t = t.value;
         let fargate = t.launch_type == Some(LaunchType::Fargate);
         c.live_tasks += 1;
-        match t.last_status.as_deref().unwrap_or_default() {
-            "RUNNING" => {
+        match last_status(&t) {
+            TaskStatus::Running => {
                 c.running_tasks += 1;
                 if fargate {
                     c.running_fargate += 1
@@ -71,7 +76,7 @@ pub fn cluster_counts(store: &dyn Store, scope: &Scope, cluster: &str) -> ApiRes
                     c.running_ec2 += 1
                 }
             }
-            "PROVISIONING" | "PENDING" | "ACTIVATING" => {
+            TaskStatus::Provisioning | TaskStatus::Pending | TaskStatus::Activating => {
                 c.pending_tasks += 1;
                 if fargate {
                     c.pending_fargate += 1
@@ -83,7 +88,7 @@ pub fn cluster_counts(store: &dyn Store, scope: &Scope, cluster: &str) -> ApiRes
         }
     }
     scan(keys::KIND_SERVICE, &mut |v| {
-        let fargate = str_field(v, "launchType") == "FARGATE";
+        let fargate = LaunchType::from(str_field(v, "launchType")) == LaunchType::Fargate;
         match str_field(v, "status") {
             "ACTIVE" => {
                 c.active_services += 1;

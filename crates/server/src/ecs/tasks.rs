@@ -191,11 +191,7 @@ pub async fn list_tasks(cx: Cx, req: ListTasksRequest) -> ApiResult<ListTasksRes
                 .ok_or_else(|| ApiError::invalid(format!("Container instance {g} not found.")))?,
         ),
     };
-    let desired = req
-        .desired_status
-        .as_ref()
-        .map(|d| d.as_str().to_string())
-        .unwrap_or_else(|| "RUNNING".into());
+    let desired = req.desired_status.clone().unwrap_or(DesiredStatus::Running);
     let family = req.family.clone();
     let prefix = keys::cluster_children_prefix(cx.scope(), &cluster_name, keys::KIND_TASK);
     let page = db::page(
@@ -207,8 +203,9 @@ pub async fn list_tasks(cx: Cx, req: ListTasksRequest) -> ApiResult<ListTasksRes
         |kv| {
             let t: Task = db::decode(kv)?;
             // ECS lists PENDING-desired tasks under RUNNING too.
-            let d = t.desired_status.as_deref().unwrap_or("");
-            let desired_ok = d == desired || (desired == "RUNNING" && d == "PENDING");
+            let d = DesiredStatus::from(t.desired_status.as_deref().unwrap_or_default());
+            let desired_ok =
+                d == desired || (desired == DesiredStatus::Running && d == DesiredStatus::Pending);
             let family_ok = family.as_deref().is_none_or(|f| {
                 t.task_definition_arn
                     .as_deref()
