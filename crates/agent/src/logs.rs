@@ -100,7 +100,7 @@ pub const LOGS_TARGET_PREFIX: &str = "Logs_20140328";
 pub const LOGS_SIGNING_NAME: &str = "logs";
 
 /// One CloudWatch log event.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct InputLogEvent {
     /// Milliseconds since the epoch.
     pub timestamp: i64,
@@ -141,14 +141,16 @@ impl HttpLogsClient {
     async fn call(
         &self,
         op: &str,
-        body: serde_json::Value,
+        body: &impl Serialize,
     ) -> Result<serde_json::Value, ControlError> {
+        let body = serde_json::to_vec(body)
+            .map_err(|e| ControlError::Transport(format!("cannot encode {op}: {e}")))?;
         let bytes = self
             .http
             .post_signed(
                 LOGS_SIGNING_NAME,
                 &format!("{LOGS_TARGET_PREFIX}.{op}"),
-                body.to_string().into_bytes(),
+                body,
             )
             .await?;
         // Parsed loosely: an empty body is an empty object.
@@ -161,7 +163,7 @@ impl LogsClient for HttpLogsClient {
         Box::pin(async move {
             self.call(
                 "CreateLogGroup",
-                serde_json::json!({ "logGroupName": group }),
+                &serde_json::json!({ "logGroupName": group }),
             )
             .await
             .map(drop)
@@ -176,7 +178,7 @@ impl LogsClient for HttpLogsClient {
         Box::pin(async move {
             self.call(
                 "CreateLogStream",
-                serde_json::json!({ "logGroupName": group, "logStreamName": stream }),
+                &serde_json::json!({ "logGroupName": group, "logStreamName": stream }),
             )
             .await
             .map(drop)
@@ -190,18 +192,23 @@ impl LogsClient for HttpLogsClient {
         events: &'a [InputLogEvent],
     ) -> BoxFuture<'a, Result<(), ControlError>> {
         Box::pin(async move {
-            let events: Vec<serde_json::Value> = events
-                .iter()
-                .map(|e| serde_json::json!({ "timestamp": e.timestamp, "message": e.message }))
-                .collect();
+            // Typed, so a 10,000-event batch is encoded without building
+            // a JSON tree first.
+            #[derive(Serialize)]
+            #[serde(rename_all = "camelCase")]
+            struct Put<'e> {
+                log_group_name: &'e str,
+                log_stream_name: &'e str,
+                log_events: &'e [InputLogEvent],
+            }
             let answer = self
                 .call(
                     "PutLogEvents",
-                    serde_json::json!({
-                        "logGroupName": group,
-                        "logStreamName": stream,
-                        "logEvents": events,
-                    }),
+                    &Put {
+                        log_group_name: group,
+                        log_stream_name: stream,
+                        log_events: events,
+                    },
                 )
                 .await?;
             if let Some(rejected) = answer.get("rejectedLogEventsInfo").filter(|v| !v.is_null()) {
