@@ -913,3 +913,223 @@ async fn place(
     }
     Err(db::contention().into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+    use stevedore_store_sqlite::SqliteStore;
+
+    struct World {
+        store: std::sync::Arc<SqliteStore>,
+        scope: Scope,
+        heartbeats: Heartbeats,
+    }
+
+    impl World {
+        async fn new() -> World {
+            let dir =
+                std::env::temp_dir().join(format!("stevedore-launch-{}", uuid::Uuid::new_v4()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let store = SqliteStore::open(&dir.join("db.sqlite")).unwrap();
+            let scope = Scope::new("123456789012", "us-east-1");
+            let cluster = Cluster {
+                cluster_name: Some("c".into()),
+                cluster_arn: Some(scope.cluster_arn("c")),
+                status: Some("ACTIVE".into()),
+                ..Default::default()
+            };
+            let td = TaskDefinition {
+                family: Some("web".into()),
+                revision: Some(1),
+                task_definition_arn: Some(scope.task_definition_arn("web", 1)),
+                status: Some(TaskDefinitionStatus::Active),
+                compatibilities: Some(vec![Compatibility::Ec2]),
+                container_definitions: Some(vec![ContainerDefinition {
+                    name: Some("app".into()),
+                    image: Some("busybox".into()),
+                    memory: Some(64),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            };
+            let ops = vec![
+                db::put(keys::cluster(&scope, "c"), &cluster),
+                db::put(
+                    keys::task_definition(&scope, "web", 1),
+                    &TaskDefRecord {
+                        definition: td,
+                        tags: Vec::new(),
+                    },
+                ),
+            ];
+            assert!(db::commit(store.as_ref(), vec![], ops).await.unwrap());
+            World {
+                store,
+                scope,
+                heartbeats: Heartbeats::new(Duration::from_secs(10)),
+            }
+        }
+
+        fn env(&self) -> LaunchEnv<'_> {
+            LaunchEnv {
+                store: self.store.as_ref(),
+                scope: &self.scope,
+                now: Timestamp::from_millis(1_700_000_000_000),
+                heartbeats: &self.heartbeats,
+            }
+        }
+
+        /// An ACTIVE instance with 1024 CPU units and 256 MiB whose agent
+        /// is connected.
+        async fn add_instance(&self, id: &str) -> String {
+            let arn = self.scope.container_instance_arn("c", id);
+            let int = |name: &str, v: i32| Resource {
+                name: Some(name.into()),
+                r#type: Some("INTEGER".into()),
+                integer_value: Some(v),
+                ..Default::default()
+            };
+            let rec = InstanceRecord {
+                instance: ContainerInstance {
+                    container_instance_arn: Some(arn.clone()),
+                    status: Some("ACTIVE".into()),
+                    registered_resources: Some(vec![int("CPU", 1024), int("MEMORY", 256)]),
+                    ..Default::default()
+                },
+                cluster_name: "c".into(),
+                report_seq: 0,
+                allocations: BTreeMap::new(),
+            };
+            let put = db::put(keys::instance(&self.scope, "c", id), &rec);
+            assert!(db::commit(self.store.as_ref(), vec![], vec![put])
+                .await
+                .unwrap());
+            self.heartbeats.seen(&arn);
+            arn
+        }
+    }
+
+    fn request(target: Target) -> LaunchRequest {
+        LaunchRequest::new(Some("c".into()), "web:1".into(), target)
+    }
+
+    #[tokio::test]
+    async fn a_cluster_without_instances_is_a_typed_error() {
+        let w = World::new().await;
+        let l = prepare(
+            &w.env(),
+            request(Target::Cluster {
+                count: 1,
+                client_token: None,
+            }),
+        )
+        .unwrap();
+        assert_eq!(
+            launch(&w.env(), &l).await.unwrap_err(),
+            LaunchError::NoContainerInstances
+        );
+        // RunTask's answer for it.
+        let e = ApiError::from(LaunchError::NoContainerInstances);
+        assert_eq!(e.code, "InvalidParameterException");
+        assert_eq!(e.message, reason::NO_CONTAINER_INSTANCES);
+    }
+
+    #[tokio::test]
+    async fn placed_tasks_are_committed_with_their_index_and_allocation_once_per_token() {
+        let w = World::new().await;
+        let arn = w.add_instance("i1").await;
+        let l = prepare(
+            &w.env(),
+            request(Target::Cluster {
+                count: 5,
+                client_token: Some("tok".into()),
+            }),
+        )
+        .unwrap();
+        let first = launch(&w.env(), &l).await.unwrap();
+        // 256 MiB holds four 64 MiB tasks; the fifth is refused by memory.
+        assert_eq!(first.tasks.len(), 4);
+        assert_eq!(first.failures.len(), 1);
+        assert_eq!(
+            first.failures[0].reason.as_deref(),
+            Some(reason::RESOURCE_MEMORY)
+        );
+        for t in &first.tasks {
+            assert_eq!(t.container_instance_arn.as_deref(), Some(arn.as_str()));
+            assert_eq!(t.last_status.as_deref(), Some("PENDING"));
+            assert_eq!(t.desired_status.as_deref(), Some("RUNNING"));
+            assert_eq!(t.group.as_deref(), Some("family:web"));
+        }
+        let live = crate::live_tasks::live_tasks(w.store.as_ref(), &w.scope, "c").unwrap();
+        assert_eq!(live.len(), 4);
+        let (_, inst) = load_instance(w.store.as_ref(), &w.scope, "c", "i1")
+            .unwrap()
+            .unwrap();
+        assert_eq!(inst.value.allocations.len(), 4);
+
+        // A retry with the token answers the same tasks and places nothing.
+        let again = launch(&w.env(), &l).await.unwrap();
+        let arns = |x: &Launched| -> Vec<String> {
+            x.tasks.iter().filter_map(|t| t.task_arn.clone()).collect()
+        };
+        assert_eq!(arns(&again), arns(&first));
+        assert_eq!(again.failures, first.failures);
+        let live = crate::live_tasks::live_tasks(w.store.as_ref(), &w.scope, "c").unwrap();
+        assert_eq!(live.len(), 4);
+    }
+
+    #[tokio::test]
+    async fn each_instance_places_one_task_per_named_instance_and_reports_unknown_ones() {
+        let w = World::new().await;
+        let a = w.add_instance("a").await;
+        let b = w.add_instance("b").await;
+        let l = prepare(
+            &w.env(),
+            request(Target::EachInstance(vec![
+                "a".into(),
+                "nope".into(),
+                b.clone(),
+            ])),
+        )
+        .unwrap();
+        let out = launch(&w.env(), &l).await.unwrap();
+        let on: Vec<&str> = out
+            .tasks
+            .iter()
+            .filter_map(|t| t.container_instance_arn.as_deref())
+            .collect();
+        assert_eq!(on, [a.as_str(), b.as_str()]);
+        assert_eq!(out.failures.len(), 1);
+        assert_eq!(out.failures[0].arn.as_deref(), Some("nope"));
+        assert_eq!(out.failures[0].reason.as_deref(), Some("MISSING"));
+    }
+
+    #[tokio::test]
+    async fn an_inactive_revision_is_refused_unless_the_request_allows_it() {
+        let w = World::new().await;
+        let key = keys::task_definition(&w.scope, "web", 1);
+        let mut rec = db::get::<TaskDefRecord>(w.store.as_ref(), &key)
+            .unwrap()
+            .unwrap()
+            .value;
+        rec.definition.status = Some(TaskDefinitionStatus::Inactive);
+        let put = db::put(&key, &rec);
+        assert!(db::commit(w.store.as_ref(), vec![], vec![put])
+            .await
+            .unwrap());
+        let target = Target::Cluster {
+            count: 1,
+            client_token: None,
+        };
+        let e = prepare(&w.env(), request(target.clone())).unwrap_err();
+        assert_eq!(e.code, "ClientException");
+        assert!(e.message.contains("is inactive"), "{}", e.message);
+        let allowed = LaunchRequest {
+            allow_inactive_task_definition: true,
+            ..request(target)
+        };
+        assert!(prepare(&w.env(), allowed).is_ok());
+    }
+}
