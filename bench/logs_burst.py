@@ -27,6 +27,12 @@ from stevedore_harness import Server, uniq  # noqa: E402
 from tasks_harness import IMAGE, Agent, docker, remove_containers_of, wait_status  # noqa: E402
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     lines = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
     length = int(sys.argv[2]) if len(sys.argv) > 2 else 100
@@ -53,8 +59,10 @@ def main() -> None:
         arn = ecs.run_task(cluster="default", taskDefinition=td)["tasks"][0]["taskArn"]
         task = wait_status(ecs, "default", arn, "RUNNING", timeout=60)
         t0 = time.monotonic()
+        cpu0 = (cpu_seconds(srv.pid), cpu_seconds(agent.proc.pid))
         task = wait_status(ecs, "default", arn, "STOPPED", timeout=1800)
         shipped_s = time.monotonic() - t0
+        cpu = (cpu_seconds(srv.pid) - cpu0[0], cpu_seconds(agent.proc.pid) - cpu0[1])
         cid = task["containers"][0]["runtimeId"]
 
         t1 = time.monotonic()
@@ -74,6 +82,7 @@ def main() -> None:
         print(f"lines: {lines} of {length} bytes; delivered: {got}")
         print(f"stevedore awslogs (RUNNING -> STOPPED, all delivered): {shipped_s:7.2f} s  {lines / shipped_s:10.0f} lines/s")
         print(f"docker logs (engine read of the same output):        {docker_s:7.2f} s  {lines / docker_s:10.0f} lines/s")
+        print(f"CPU during the shipping: server {cpu[0]:.1f} s, agent {cpu[1]:.1f} s")
         if got != lines:
             sys.exit(f"{lines - got} lines missing")
     finally:
