@@ -65,3 +65,63 @@ pub async fn stop_task(
     }
     Err(db::contention())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stevedore_store_sqlite::SqliteStore;
+
+    #[tokio::test]
+    async fn a_stop_is_recorded_once_and_keeps_its_first_reason() {
+        let dir = std::env::temp_dir().join(format!("stevedore-stop-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = SqliteStore::open(&dir.join("db.sqlite")).unwrap();
+        let store: &dyn Store = store.as_ref();
+        let scope = Scope::new("123456789012", "us-east-1");
+        let task = Task {
+            task_arn: Some(scope.task_arn("c", "t1")),
+            desired_status: Some(DesiredStatus::Running.as_str().to_string()),
+            version: Some(1),
+            ..Default::default()
+        };
+        let put = db::put(keys::task(&scope, "c", "t1"), &task);
+        assert!(db::commit(store, vec![], vec![put]).await.unwrap());
+
+        let why = |code, reason: &str| StopReason {
+            code,
+            reason: reason.into(),
+        };
+        let now = Timestamp::from_millis(1_700_000_000_000);
+        let first = why(TaskStopCode::ServiceSchedulerInitiated, "scaling in");
+        let t = stop_task(store, &scope, "c", "t1", first, now)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(desired_stopped(&t));
+        assert_eq!(t.stop_code, Some(TaskStopCode::ServiceSchedulerInitiated));
+        assert_eq!(t.stopped_reason.as_deref(), Some("scaling in"));
+        assert_eq!(t.stopping_at, Some(now));
+        assert_eq!(t.version, Some(2));
+
+        // A later StopTask answers the task as it is.
+        let later = why(TaskStopCode::UserInitiated, "by hand");
+        let again = stop_task(store, &scope, "c", "t1", later.clone(), now)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            again.stop_code,
+            Some(TaskStopCode::ServiceSchedulerInitiated)
+        );
+        assert_eq!(again.version, Some(2));
+        let stored = db::get::<Task>(store, &keys::task(&scope, "c", "t1"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.value.stopped_reason.as_deref(), Some("scaling in"));
+
+        assert!(stop_task(store, &scope, "c", "gone", later, now)
+            .await
+            .unwrap()
+            .is_none());
+    }
+}
