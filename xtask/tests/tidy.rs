@@ -13,6 +13,7 @@ use serde_json::Value;
 const IO: &[&str] = &[
     "stevedore-store",
     "stevedore-store-sqlite",
+    "stevedore-logstore-sqlite",
     "stevedore-server",
     "stevedore-runtime",
     "stevedore-agent",
@@ -44,7 +45,7 @@ const RULES: &[(Rule, &str)] = &[
             crates: &["stevedore-model", "stevedore-scheduler", "stevedore-controllers"],
             forbidden: IO,
         },
-        "model, scheduler and controllers never depend, even transitively, on store, store-sqlite, server, runtime, agent, tokio, bollard, axum, hyper, rusqlite or reqwest.",
+        "model, scheduler and controllers never depend, even transitively, on store, store-sqlite, logstore-sqlite, server, runtime, agent, tokio, bollard, axum, hyper, rusqlite or reqwest.",
     ),
     (
         Rule::OnlyDirect {
@@ -56,9 +57,9 @@ const RULES: &[(Rule, &str)] = &[
     (
         Rule::OnlyDirect {
             dep: "rusqlite",
-            allowed: &["stevedore-store-sqlite"],
+            allowed: &["stevedore-store-sqlite", "stevedore-logstore-sqlite"],
         },
-        "only store-sqlite depends on rusqlite.",
+        "only store-sqlite and logstore-sqlite depend on rusqlite.",
     ),
     (
         Rule::OnlyDirect {

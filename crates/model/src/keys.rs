@@ -170,6 +170,18 @@ pub fn log_event_position_timestamp(position: &str) -> Option<i64> {
     position[..19].parse().ok()
 }
 
+/// Both parts of a position (`None` if it is not one).
+pub fn parse_log_event_position(position: &str) -> Option<(i64, u64)> {
+    let timestamp = log_event_position_timestamp(position)?;
+    Some((timestamp, position[19..].parse().ok()?))
+}
+
+/// Written once the events of an older data directory (stored under
+/// `event/` keys) have been moved to the log store.
+pub fn logs_moved_marker() -> &'static str {
+    "/meta/index/logstore/v1"
+}
+
 pub fn log_event(scope: &Scope, group: &str, stream: &str, timestamp: i64, seq: u64) -> String {
     format!(
         "{}{}",
@@ -293,6 +305,8 @@ mod tests {
         );
         let pos = log_event_position(1_700_000_000_123, 5);
         assert_eq!(log_event_position_timestamp(&pos), Some(1_700_000_000_123));
+        assert_eq!(parse_log_event_position(&pos), Some((1_700_000_000_123, 5)));
+        assert_eq!(parse_log_event_position("12"), None);
         assert!(!log_event(&s, "g", "s", 1, 1).starts_with(&log_events_prefix(&s, "g", "s2")));
         assert!(!log_events_prefix(&s, "g", "s").starts_with(&log_group_events_prefix(&s, "g2")));
     }

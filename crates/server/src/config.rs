@@ -86,6 +86,12 @@ impl ServerConfig {
         }
     }
 
+    /// CloudWatch Logs events: always in the data directory, whichever
+    /// `--store` holds the control-plane state.
+    pub fn logs_db_path(&self) -> PathBuf {
+        self.data_dir.join("logs.db")
+    }
+
     pub fn credentials_path(&self) -> PathBuf {
         self.data_dir.join("credentials")
     }

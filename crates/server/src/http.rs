@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use stevedore_api::Timestamp;
 use stevedore_auth::{AuthError, RequestParts, Verifier};
+use stevedore_logstore_sqlite::SqliteLogStore;
 use stevedore_model::arn::Scope;
 use stevedore_store_sqlite::SqliteStore;
 use tokio_util::sync::CancellationToken;
@@ -40,6 +41,8 @@ pub enum ServerError {
     DataDir(String, std::io::Error),
     #[error("cannot open the store: {0}")]
     Store(#[from] stevedore_store::StoreError),
+    #[error("cannot open the log store: {0}")]
+    LogStore(#[from] stevedore_logstore::LogStoreError),
     #[error("bootstrap failed: {0}")]
     Bootstrap(String),
     #[error("cannot listen on {0}: {1}")]
@@ -61,6 +64,7 @@ impl Server {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| ServerError::DataDir(config.data_dir.display().to_string(), e))?;
         let store = SqliteStore::open(&config.db_path())?;
+        let logs = SqliteLogStore::open(&config.logs_db_path())?;
         let now = Timestamp::now();
         identity::ensure_admin_key(
             store.as_ref(),
@@ -71,6 +75,9 @@ impl Server {
         .await
         .map_err(|e| ServerError::Bootstrap(e.message))?;
         crate::live_tasks::ensure_index(store.as_ref())
+            .await
+            .map_err(|e| ServerError::Bootstrap(e.message))?;
+        logs::move_legacy_events(store.as_ref(), logs.as_ref())
             .await
             .map_err(|e| ServerError::Bootstrap(e.message))?;
         if config.accept_any_credentials {
@@ -98,6 +105,7 @@ impl Server {
         let heartbeats = Heartbeats::new(config.agent_disconnect_after);
         let state = Arc::new(AppState {
             store,
+            logs,
             verifier: Verifier::new(Duration::from_secs(15 * 60)),
             config,
             keys: KeyCache::default(),
@@ -129,6 +137,7 @@ impl Server {
         // Log retention is enforced on read; this reclaims the space.
         let sweeper = tokio::spawn(logs::run_sweeper(
             self.state.store.clone(),
+            self.state.logs.clone(),
             logs::SWEEP_INTERVAL,
             root.child_token(),
         ));

@@ -5,12 +5,15 @@ use crate::identity::KeyCache;
 use std::sync::Arc;
 use stevedore_api::Timestamp;
 use stevedore_auth::Verifier;
+use stevedore_logstore::LogStore;
 use stevedore_model::arn::Scope;
 use stevedore_store::Store;
 
 /// Everything a request handler may touch.
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    /// CloudWatch Logs events, outside the KV store and its mirror.
+    pub logs: Arc<dyn LogStore>,
     pub verifier: Verifier,
     pub config: ServerConfig,
     pub keys: KeyCache,
@@ -59,5 +62,9 @@ impl Cx {
             now: self.now,
             heartbeats: &self.state.heartbeats,
         }
+    }
+
+    pub fn logs(&self) -> &dyn LogStore {
+        self.state.logs.as_ref()
     }
 }

@@ -5,11 +5,13 @@
 
 mod events;
 mod groups;
+mod migrate;
 mod pattern;
 mod records;
 mod streams;
 mod sweeper;
 
+pub use migrate::move_legacy_events;
 pub use sweeper::{run_sweeper, sweep_once, SWEEP_INTERVAL};
 
 use crate::error::{ApiError, ApiResult};
