@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// How long a stopped task stays interesting: older stops were either
 /// accounted already or predate the controller.
-const STOP_MEMORY_MS: i64 = 3600 * 1000;
+pub const STOP_MEMORY_MS: i64 = 3600 * 1000;
 /// Consecutive start failures before ECS's service throttle delays
 /// launches. Equal to the circuit breaker's minimum threshold, so a
 /// deployment with the breaker on fails before it is ever throttled.

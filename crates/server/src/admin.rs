@@ -1,5 +1,5 @@
 //! Stevedore's own administrative operations (not part of ECS): managing
-//! access keys. Same framing and SigV4 as ECS, under its own target prefix,
+//! access keys, and reading the controllers' debug counters. Same framing and SigV4 as ECS, under its own target prefix,
 //! and only for admin keys. `stevedore keys ...` is the client.
 
 use crate::db;
@@ -65,7 +65,7 @@ fn to_json<T: Serialize>(v: &T) -> ApiResult<Vec<u8>> {
 pub async fn dispatch(cx: Cx, op: &str, body: &[u8]) -> ApiResult<Vec<u8>> {
     if !cx.caller.admin {
         return Err(ApiError::access_denied(
-            "Only an admin access key may manage access keys.",
+            "Only an admin access key may use the admin API.",
         ));
     }
     let store = cx.store();
@@ -126,6 +126,26 @@ pub async fn dispatch(cx: Cx, op: &str, body: &[u8]) -> ApiResult<Vec<u8>> {
                 return Err(db::contention());
             }
             to_json(&serde_json::json!({}))
+        }
+        "GetDebugCounters" => {
+            let _: serde_json::Value = parse(body)?;
+            use std::sync::atomic::Ordering::Relaxed;
+            let c = &cx.state.counters;
+            let stopped_index = store.count_prefix(keys::stopped_tasks_prefix())?;
+            to_json(&serde_json::json!({
+                "serviceController": {
+                    "passes": c.service_passes.load(Relaxed),
+                    "taskRecordsReadLastPass": c.service_task_records_read.load(Relaxed),
+                },
+                "stoppedTaskCollector": {
+                    "passes": c.gc_passes.load(Relaxed),
+                    "tasksDeleted": c.gc_tasks_deleted.load(Relaxed),
+                },
+                "store": {
+                    "taskRecords": crate::history::count_task_records(store)?,
+                    "stoppedTaskIndexEntries": stopped_index,
+                },
+            }))
         }
         _ => Err(ApiError::unknown_operation(format!(
             "Unknown operation {TARGET_PREFIX}.{op}."

@@ -262,11 +262,17 @@ async fn report(cx: &Cx, req: ReportTaskStatesRequest) -> ApiResult<ReportTaskSt
                 continue;
             }
             let mut t = v.value;
+            let was_stopped = last_status(&t) == TaskStatus::Stopped;
             if apply(cx, &mut t, o) {
                 if last_status(&t) == TaskStatus::Stopped {
                     rec.allocations.remove(task_id(&t));
-                    // Same txn as the STOPPED record: see live_tasks.
+                    // Same txn as the STOPPED record: see live_tasks and
+                    // history. `stoppedAt` never changes once set, so the
+                    // index key is written once, on the transition.
                     ops.push(crate::live_tasks::remove(cx.scope(), &cluster, id));
+                    if !was_stopped {
+                        ops.push(crate::history::index(cx.scope(), &cluster, id, &t));
+                    }
                 }
                 compares.push(db::unchanged(&key, v.mod_revision));
                 ops.push(db::put(&key, &t));

@@ -15,7 +15,7 @@ use crate::domain::launch::{
 };
 use crate::domain::stop::{self, StopReason};
 use crate::domain::task_definitions::resolve as resolve_task_definition;
-use crate::domain::tasks::{task_id, tasks_in_cluster};
+use crate::domain::tasks::task_id;
 use crate::ecs::services::record::{belongs_to, service_group, ServiceRecord};
 use crate::ecs::services::RevisionConfig;
 use crate::error::ApiResult;
@@ -118,6 +118,15 @@ async fn pass(state: &Arc<AppState>, rt: &Context) -> ApiResult<Option<i64>> {
             keys::controller_services_prefix(),
         ))
         .map_err(crate::error::ApiError::from)?;
+    // What the reconciler needs of history: tasks that stopped within its
+    // memory (older stops are ignored by it), read from the stopped-task
+    // index, so a pass costs live tasks plus one window, not every record.
+    let now = Timestamp::now().as_millis();
+    let recent = crate::history::stopped_since(
+        state.store.as_ref(),
+        now - stevedore_controllers::service::STOP_MEMORY_MS,
+    )?;
+    let mut records_read = 0usize;
     let mut wake: Option<i64> = None;
     // Index keys sort by tenant then cluster, so one cluster's services
     // are consecutive and share one read of its tasks and instances.
@@ -138,8 +147,14 @@ async fn pass(state: &Arc<AppState>, rt: &Context) -> ApiResult<Option<i64>> {
         };
         let fresh = !matches!(&view, Some((s, c, _)) if *s == scope && *c == cluster);
         if fresh {
-            match ClusterView::load(&cx, &cluster) {
-                Ok(v) => view = Some((scope.clone(), cluster.clone(), v)),
+            let stopped = recent
+                .get(&(scope.clone(), cluster.clone()))
+                .map_or(&[][..], Vec::as_slice);
+            match ClusterView::load(&cx, &cluster, stopped) {
+                Ok(v) => {
+                    records_read += v.tasks.len();
+                    view = Some((scope.clone(), cluster.clone(), v))
+                }
                 Err(e) => {
                     tracing::warn!(cluster = %cluster, error = %e.message, "cannot read cluster");
                     view = None;
@@ -158,11 +173,17 @@ async fn pass(state: &Arc<AppState>, rt: &Context) -> ApiResult<Option<i64>> {
             }
         }
     }
+    use std::sync::atomic::Ordering::Relaxed;
+    state.counters.service_passes.fetch_add(1, Relaxed);
+    state
+        .counters
+        .service_task_records_read
+        .store(records_read as u64, Relaxed);
     Ok(wake)
 }
 
-/// What every service of a cluster reads: its tasks, instances and task
-/// protections, as of the start of the cluster's turn in a pass. A
+/// What every service of a cluster reads: its live tasks and recently
+/// stopped ones, instances and task protections, as of the start of the cluster's turn in a pass. A
 /// service's actions never touch another service's tasks, and placement
 /// re-reads instances under compare-and-set, so sharing it is safe.
 struct ClusterView {
@@ -172,7 +193,7 @@ struct ClusterView {
 }
 
 impl ClusterView {
-    fn load(cx: &Tenant<'_>, cluster: &str) -> ApiResult<ClusterView> {
+    fn load(cx: &Tenant<'_>, cluster: &str, stopped: &[String]) -> ApiResult<ClusterView> {
         let scope = cx.scope();
         let protections = db::all_versioned::<ProtectedTask>(
             cx.store(),
@@ -184,8 +205,18 @@ impl ClusterView {
             Some((arn.rsplit('/').next()?.to_string(), v.value))
         })
         .collect();
+        let mut tasks = crate::live_tasks::live_tasks(cx.store(), scope, cluster)?;
+        for id in stopped {
+            // Collected since the index was read, or (against the
+            // invariant) not STOPPED and so already among the live ones.
+            if let Some(t) = db::get::<Task>(cx.store(), &keys::task(scope, cluster, id))? {
+                if !crate::live_tasks::is_live(&t.value) {
+                    tasks.push(t);
+                }
+            }
+        }
         Ok(ClusterView {
-            tasks: tasks_in_cluster(cx.store(), scope, cluster)?,
+            tasks,
             instances: all_instances(cx.store(), scope, cluster)?,
             protections,
         })

@@ -80,6 +80,9 @@ impl Server {
         logs::move_legacy_events(store.as_ref(), logs.as_ref())
             .await
             .map_err(|e| ServerError::Bootstrap(e.message))?;
+        crate::history::ensure_index(store.as_ref())
+            .await
+            .map_err(|e| ServerError::Bootstrap(e.message))?;
         if config.accept_any_credentials {
             tracing::warn!(
                 account = %config.account_id,
@@ -111,6 +114,7 @@ impl Server {
             keys: KeyCache::default(),
             heartbeats,
             endpoint: format!("http://{local_addr}"),
+            counters: Arc::default(),
         });
         Ok(Server {
             local_addr,
@@ -148,6 +152,21 @@ impl Server {
             stevedore_ctlrt::Config::default(),
             root.child_token(),
         ));
+        // Same gate and shutdown tree as the service controller: in HA only
+        // the leader deletes history.
+        let retention = self.state.config.stopped_task_retention;
+        let gc = tokio::spawn(stevedore_ctlrt::run(
+            crate::history::GcController::new(
+                self.state.store.clone(),
+                retention,
+                crate::history::wall_clock(),
+                self.state.counters.clone(),
+            ),
+            Arc::new(stevedore_ctlrt::NoChanges),
+            Arc::new(stevedore_ctlrt::AlwaysLeader),
+            crate::history::GcController::config(retention),
+            root.child_token(),
+        ));
         let result = axum::serve(listener, router(self.state))
             .with_graceful_shutdown(shutdown)
             .await
@@ -155,7 +174,11 @@ impl Server {
         // In-flight requests have drained; now let the background tasks
         // finish their current write and stop.
         root.cancel();
-        for (name, task) in [("log sweeper", sweeper), ("service controller", controller)] {
+        for (name, task) in [
+            ("log sweeper", sweeper),
+            ("service controller", controller),
+            ("stopped-task collector", gc),
+        ] {
             if let Err(e) = task.await {
                 tracing::error!(task = name, error = %e, "background task panicked");
             }

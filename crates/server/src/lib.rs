@@ -11,6 +11,7 @@ pub mod domain;
 pub mod ecs;
 pub mod error;
 pub mod heartbeat;
+pub mod history;
 pub mod http;
 pub mod identity;
 pub mod live_tasks;

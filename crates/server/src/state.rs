@@ -2,6 +2,7 @@ use crate::config::ServerConfig;
 use crate::domain::launch::LaunchEnv;
 use crate::heartbeat::Heartbeats;
 use crate::identity::KeyCache;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use stevedore_api::Timestamp;
 use stevedore_auth::Verifier;
@@ -20,6 +21,19 @@ pub struct AppState {
     pub heartbeats: Heartbeats,
     /// The endpoint URL agents and DiscoverPollEndpoint report.
     pub endpoint: String,
+    pub counters: Arc<Counters>,
+}
+
+/// What the background controllers did, for the admin API's
+/// `GetDebugCounters`: tests and operators check that a pass costs the same
+/// however long the server has run.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub service_passes: AtomicU64,
+    /// Task records the last service-controller pass read.
+    pub service_task_records_read: AtomicU64,
+    pub gc_passes: AtomicU64,
+    pub gc_tasks_deleted: AtomicU64,
 }
 
 /// Who is calling, established by SigV4 before any handler runs.
