@@ -266,8 +266,9 @@ fn task_view(
     TaskView {
         deployment: t.started_by.clone().unwrap_or_default(),
         instance: t.container_instance_arn.clone().unwrap_or_default(),
-        last_status: t.last_status.clone().unwrap_or_default(),
-        desired_running: t.desired_status.as_deref() == Some("RUNNING"),
+        last_status: crate::live_tasks::last_status(t),
+        desired_running: t.desired_status.as_deref().map(DesiredStatus::from)
+            == Some(DesiredStatus::Running),
         started_at: t.started_at.map(|s| s.as_millis()),
         stopped_at: t.stopped_at.map(|s| s.as_millis()),
         created_at: t.created_at.map(|s| s.as_millis()).unwrap_or(0),
@@ -277,7 +278,7 @@ fn task_view(
             checks,
             t.task_definition_arn.as_deref().unwrap_or_default(),
         ),
-        stop_code: t.stop_code.as_ref().map(|c| c.as_str().to_string()),
+        stop_code: t.stop_code.clone(),
         protected,
         id,
     }
