@@ -7,12 +7,10 @@ use crate::state::{
     deployment_id, DeploymentState, DeploymentStatus, Outcome, RollbackInfo, Rollout, ServiceState,
 };
 use std::collections::{BTreeMap, BTreeSet};
-use stevedore_api::agent::TaskStatus;
-use stevedore_api::ecs::TaskStopCode;
 
 /// How long a stopped task stays interesting: older stops were either
 /// accounted already or predate the controller.
-pub const STOP_MEMORY_MS: i64 = 3600 * 1000;
+const STOP_MEMORY_MS: i64 = 3600 * 1000;
 /// Consecutive start failures before ECS's service throttle delays
 /// launches. Equal to the circuit breaker's minimum threshold, so a
 /// deployment with the breaker on fails before it is ever throttled.
@@ -35,7 +33,7 @@ pub struct TaskView {
     /// The deployment that started it (`startedBy`).
     pub deployment: String,
     pub instance: String,
-    pub last_status: TaskStatus,
+    pub last_status: String,
     /// `desiredStatus == RUNNING`.
     pub desired_running: bool,
     /// When it reached RUNNING (ms).
@@ -45,17 +43,18 @@ pub struct TaskView {
     pub health: Health,
     /// Whether any essential container has a health check.
     pub has_health_check: bool,
-    pub stop_code: Option<TaskStopCode>,
+    /// `stopCode` as ECS spells it (`UserInitiated`, `EssentialContainerExited`, …).
+    pub stop_code: Option<String>,
     /// Scale-in protection in force now.
     pub protected: bool,
 }
 
 impl TaskView {
     fn is_stopped(&self) -> bool {
-        self.last_status == TaskStatus::Stopped
+        self.last_status == "STOPPED"
     }
     fn is_running(&self) -> bool {
-        self.last_status == TaskStatus::Running
+        self.last_status == "RUNNING"
     }
 }
 
@@ -506,8 +505,8 @@ fn account_stops(cx: &Ctx, st: &mut ServiceState) {
         st.accounted.insert(t.id.clone(), now);
         // A stop someone asked for is not a failure.
         if matches!(
-            t.stop_code,
-            Some(TaskStopCode::UserInitiated | TaskStopCode::ServiceSchedulerInitiated)
+            t.stop_code.as_deref(),
+            Some("UserInitiated") | Some("ServiceSchedulerInitiated")
         ) {
             continue;
         }

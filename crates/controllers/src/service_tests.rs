@@ -4,8 +4,6 @@
 
 use crate::service::*;
 use crate::state::*;
-use stevedore_api::agent::TaskStatus;
-use stevedore_api::ecs::TaskStopCode;
 
 struct World {
     now: i64,
@@ -107,20 +105,20 @@ impl World {
         self.now += 1000;
         // The world moves: pending tasks run (or fail), stopping ones stop.
         for t in self.tasks.iter_mut() {
-            if !t.desired_running && t.last_status != TaskStatus::Stopped {
-                t.last_status = TaskStatus::Stopped;
+            if !t.desired_running && t.last_status != "STOPPED" {
+                t.last_status = "STOPPED".into();
                 t.stopped_at = Some(self.now);
                 if t.stop_code.is_none() {
-                    t.stop_code = Some(TaskStopCode::ServiceSchedulerInitiated);
+                    t.stop_code = Some("ServiceSchedulerInitiated".into());
                 }
-            } else if t.last_status == TaskStatus::Pending {
+            } else if t.last_status == "PENDING" {
                 if self.broken.contains(&t.deployment) {
-                    t.last_status = TaskStatus::Stopped;
+                    t.last_status = "STOPPED".into();
                     t.desired_running = false;
                     t.stopped_at = Some(self.now);
-                    t.stop_code = Some(TaskStopCode::TaskFailedToStart);
+                    t.stop_code = Some("TaskFailedToStart".into());
                 } else {
-                    t.last_status = TaskStatus::Running;
+                    t.last_status = "RUNNING".into();
                     t.started_at = Some(self.now);
                 }
             }
@@ -136,7 +134,7 @@ impl World {
             let t = self.tasks.iter_mut().find(|t| t.id == s.task_id).unwrap();
             assert!(t.desired_running, "stopped twice: {}", t.id);
             t.desired_running = false;
-            t.stop_code = Some(TaskStopCode::ServiceSchedulerInitiated);
+            t.stop_code = Some("ServiceSchedulerInitiated".into());
         }
         for s in &d.starts {
             for _ in 0..s.count {
@@ -154,7 +152,7 @@ impl World {
                     id: format!("t{}", self.next),
                     deployment: s.deployment.clone(),
                     instance: inst,
-                    last_status: TaskStatus::Pending,
+                    last_status: "PENDING".into(),
                     desired_running: true,
                     started_at: None,
                     stopped_at: None,
@@ -175,7 +173,7 @@ impl World {
     fn running_of(&self, dep: &str) -> usize {
         self.live()
             .iter()
-            .filter(|t| t.deployment == dep && t.last_status == TaskStatus::Running)
+            .filter(|t| t.deployment == dep && t.last_status == "RUNNING")
             .count()
     }
 
@@ -239,7 +237,7 @@ fn rolling_update_stays_within_min_and_max() {
             let running = w
                 .live()
                 .iter()
-                .filter(|t| t.last_status == TaskStatus::Running)
+                .filter(|t| t.last_status == "RUNNING")
                 .count() as u32;
             assert!(
                 running >= min_healthy,
@@ -361,7 +359,7 @@ fn tasks_on_a_lost_instance_are_replaced_without_waiting_for_bounds() {
     let live: Vec<_> = w
         .live()
         .into_iter()
-        .filter(|t| t.last_status == TaskStatus::Running)
+        .filter(|t| t.last_status == "RUNNING")
         .collect();
     assert_eq!(live.len(), 3);
     assert!(live.iter().all(|t| t.instance != victim));
@@ -383,7 +381,7 @@ fn draining_instance_tasks_move_before_they_stop_at_min_100() {
         let running = w
             .live()
             .iter()
-            .filter(|t| t.last_status == TaskStatus::Running)
+            .filter(|t| t.last_status == "RUNNING")
             .count();
         assert!(running >= 3, "dropped to {running}");
         if w.state.steady {
@@ -512,10 +510,10 @@ fn stops_are_accounted_once() {
     // A container dies behind the scheduler's back.
     let t = w.tasks.iter_mut().find(|t| t.desired_running).unwrap();
     t.desired_running = false;
-    t.last_status = TaskStatus::Stopped;
+    t.last_status = "STOPPED".into();
     t.started_at = None;
     t.stopped_at = Some(w.now);
-    t.stop_code = Some(TaskStopCode::EssentialContainerExited);
+    t.stop_code = Some("EssentialContainerExited".into());
     let placed = w.placements;
     w.run_until_steady(5);
     assert_eq!(w.placements, placed + 1, "exactly one replacement");
