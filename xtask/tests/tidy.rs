@@ -13,6 +13,7 @@ use serde_json::Value;
 const IO: &[&str] = &[
     "stevedore-store",
     "stevedore-store-sqlite",
+    "stevedore-logstore-sqlite",
     "stevedore-server",
     "stevedore-runtime",
     "stevedore-agent",
@@ -44,7 +45,7 @@ const RULES: &[(Rule, &str)] = &[
             crates: &["stevedore-model", "stevedore-scheduler", "stevedore-controllers"],
             forbidden: IO,
         },
-        "model, scheduler and controllers never depend, even transitively, on store, store-sqlite, server, runtime, agent, tokio, bollard, axum, hyper, rusqlite or reqwest.",
+        "model, scheduler and controllers never depend, even transitively, on store, store-sqlite, logstore-sqlite, server, runtime, agent, tokio, bollard, axum, hyper, rusqlite or reqwest.",
     ),
     (
         Rule::OnlyDirect {
@@ -56,9 +57,9 @@ const RULES: &[(Rule, &str)] = &[
     (
         Rule::OnlyDirect {
             dep: "rusqlite",
-            allowed: &["stevedore-store-sqlite"],
+            allowed: &["stevedore-store-sqlite", "stevedore-logstore-sqlite"],
         },
-        "only store-sqlite depends on rusqlite.",
+        "only store-sqlite and logstore-sqlite depend on rusqlite.",
     ),
     (
         Rule::OnlyDirect {
@@ -82,6 +83,92 @@ const RULES: &[(Rule, &str)] = &[
         "only agent (its control-plane client) and cli (the `stevedore` package) depend on reqwest.",
     ),
 ];
+
+/// Source rules, checked by reading the files: no `.rs` file at `path`
+/// (a file, or a directory read recursively; relative to the workspace)
+/// contains any of the `forbidden` strings. A string that starts and ends
+/// with an identifier character matches only as a whole word, so `Cx`
+/// does not match `Cxs` and `Caller` does not match `Callers`.
+const SOURCE_RULES: &[(&str, &[&str], &str)] = &[
+    (
+        "crates/server/src/ecs",
+        &[
+            "super::tasks::",
+            "super::placement",
+            "ecs::tasks::",
+            "ecs::placement",
+            "super::super::tasks",
+        ],
+        "handler modules in server/src/ecs do not import each other's launch or placement code; they call server/src/domain.",
+    ),
+    (
+        "crates/server/src/domain",
+        &["crate::ecs", "crate::state", "Cx", "Caller"],
+        "the domain layer (server/src/domain) imports no handler module and knows no request context or caller.",
+    ),
+    (
+        "crates/server/src/controller.rs",
+        &[
+            "crate::ecs::tasks",
+            "crate::ecs::instances",
+            "crate::ecs::placement",
+            "crate::ecs::internal",
+            "Cx",
+            "Caller",
+        ],
+        "the service controller launches and stops tasks through server/src/domain, never a handler module, and builds no caller.",
+    ),
+];
+
+fn rust_files(path: &Path, out: &mut Vec<std::path::PathBuf>) {
+    if path.is_dir() {
+        for e in std::fs::read_dir(path).expect("read dir") {
+            rust_files(&e.expect("dir entry").path(), out);
+        }
+    } else if path.extension().is_some_and(|e| e == "rs") {
+        out.push(path.to_path_buf());
+    }
+}
+
+fn contains_word(src: &str, needle: &str) -> bool {
+    let ident = |c: char| c.is_alphanumeric() || c == '_';
+    let word_start = needle.starts_with(ident);
+    let word_end = needle.ends_with(ident);
+    src.match_indices(needle).any(|(i, _)| {
+        let before = src[..i].chars().next_back();
+        let after = src[i + needle.len()..].chars().next();
+        let glued_before = word_start && before.is_some_and(ident);
+        let glued_after = word_end && after.is_some_and(ident);
+        !glued_before && !glued_after
+    })
+}
+
+#[test]
+fn source_rules_hold() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut broken = Vec::new();
+    for (path, forbidden, text) in SOURCE_RULES {
+        let mut files = Vec::new();
+        rust_files(&root.join(path), &mut files);
+        assert!(
+            !files.is_empty(),
+            "{path} has no .rs files; fix SOURCE_RULES"
+        );
+        for f in files {
+            let src = std::fs::read_to_string(&f).expect("read source");
+            for bad in *forbidden {
+                if contains_word(&src, bad) {
+                    broken.push(format!("{} mentions `{bad}`; breaks: {text}", f.display()));
+                }
+            }
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "architecture invariants broken:\n  {}",
+        broken.join("\n  ")
+    );
+}
 
 struct Graph {
     names: BTreeMap<String, String>,
@@ -232,9 +319,13 @@ fn architecture_md_states_every_rule() {
                 .map(|(_, r)| r.trim())
         })
         .collect();
-    let expected: BTreeSet<&str> = RULES.iter().map(|(_, text)| *text).collect();
+    let expected: BTreeSet<&str> = RULES
+        .iter()
+        .map(|(_, text)| *text)
+        .chain(SOURCE_RULES.iter().map(|(_, _, text)| *text))
+        .collect();
     assert_eq!(
         stated, expected,
-        "ARCHITECTURE.md's `Architecture invariant:` lines must match xtask/tests/tidy.rs RULES"
+        "ARCHITECTURE.md's `Architecture invariant:` lines must match xtask/tests/tidy.rs RULES and SOURCE_RULES"
     );
 }

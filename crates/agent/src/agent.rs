@@ -13,7 +13,8 @@ use rand::Rng;
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
+// Tokio's clock, so the agent's timers follow a paused test clock too.
 use stevedore_api::agent::{
     PollTasksRequest, PollTasksResponse, ReportTaskStatesResponse, MAX_WAIT_SECONDS,
 };
@@ -24,6 +25,7 @@ use stevedore_runtime::{
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 /// Why [`Agent::run`] gave up.
 #[derive(Debug, thiserror::Error)]
@@ -409,7 +411,7 @@ impl Runner {
                         None => std::future::pending().await,
                     }
                 } => Wake::Event(ev),
-                _ = tokio::time::sleep_until(wake.into()) => Wake::Timer,
+                _ = tokio::time::sleep_until(wake) => Wake::Timer,
                 _ = resync.tick() => Wake::Resync,
             };
             match woke {

@@ -11,19 +11,32 @@
 //! [`HttpLogsClient`], posts to the same endpoint as the ECS calls, signed
 //! with SigV4 for service `logs`.
 //!
+//! Why nothing is missed: the json-file options are the agent's
+//! ([`spool_log_config`]), not the daemon's `log-opts` (Docker merges
+//! those only for keys a container leaves unset), and they never rotate.
+//! Docker 20.10's follower skips whatever it has not read of a file when
+//! that file is rotated (and reads part of it again), so a follower that
+//! is behind at a rotation loses lines; with no rotation the file holds
+//! everything not yet shipped, also across an agent restart. In blocking
+//! mode the shipper also attaches to the container
+//! ([`ContainerRuntime::attach`]) and stops reading the attachment while
+//! it is more than [`HOLD_BEHIND_BYTES`] behind, so a container writing
+//! faster than the shipper sends is slowed down to the shipper's pace,
+//! as with Docker's own awslogs driver.
+//!
 //! The shipper ends when the container has exited and its output is
 //! exhausted and the last batch was sent (or failed for good); the engine
 //! does not report the task STOPPED before that. Progress (the timestamp of
 //! the last shipped line) is checkpointed, so a restarted agent resumes
-//! where it left off.
+//! where it left off (a batch in flight when the agent died is sent again).
 //!
 //! Options ([`parse_awslogs`]): `awslogs-group` (required),
 //! `awslogs-stream-prefix` (stream `prefix/container-name/task-id`, else the
 //! container id), `awslogs-create-group`, `awslogs-region` (must be the
-//! agent's region), `mode` (`blocking`, the default: no line is dropped —
-//! Docker's json-file keeps what the shipper has not read yet;
-//! `non-blocking`: at most `max-buffer-size` bytes are held in memory and
-//! the oldest lines beyond it are dropped and counted in the agent's log).
+//! agent's region), `mode` (`blocking`, the default: no line is dropped;
+//! `non-blocking`: the container is never held, at most `max-buffer-size`
+//! bytes are held in memory and the oldest lines beyond it are dropped;
+//! the stream then gets an event saying how many, where they were).
 //! Anything else is refused. Empty lines are not shipped (CloudWatch events
 //! cannot be empty).
 
@@ -33,9 +46,10 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
-use stevedore_runtime::{ContainerRuntime, LogLine, RuntimeError, Status};
+use std::time::{Duration, SystemTime};
+use stevedore_runtime::{ContainerRuntime, LogConfig, LogLine, RuntimeError, Status};
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 /// CloudWatch's per-event overhead in the batch size.
 pub const EVENT_OVERHEAD_BYTES: usize = 26;
@@ -51,6 +65,32 @@ pub const DEFAULT_MAX_BUFFER_BYTES: usize = 1024 * 1024;
 /// In blocking mode the reader waits when this much is unsent (Docker's
 /// json-file holds the rest).
 const BLOCKING_BUFFER_BYTES: usize = 2 * MAX_BATCH_BYTES;
+/// json-file `max-size` for awslogs containers: rotation that never comes
+/// in practice (Docker refuses `-1` per container), so the file keeps all
+/// output the shipper has not read (see the module docs).
+pub const SPOOL_MAX_SIZE: &str = "1024g";
+/// In blocking mode the container is held while the shipper has read this
+/// many bytes of its output fewer than the attachment has seen.
+pub const HOLD_BEHIND_BYTES: u64 = 1024 * 1024;
+
+/// The Docker log configuration of an awslogs container.
+pub fn spool_log_config() -> LogConfig {
+    LogConfig {
+        driver: "json-file".into(),
+        options: BTreeMap::from([
+            ("max-size".to_string(), SPOOL_MAX_SIZE.to_string()),
+            ("max-file".to_string(), "1".to_string()),
+        ]),
+    }
+}
+
+/// The event a non-blocking stream gets where lines were dropped.
+pub fn dropped_notice(dropped: u64, max_buffer_bytes: usize) -> String {
+    format!(
+        "[stevedore awslogs] {dropped} log lines dropped here: mode non-blocking, the shipper's buffer (max-buffer-size {max_buffer_bytes} bytes) was full"
+    )
+}
+
 /// After the container exited, transient failures are retried this long
 /// before the batch is given up.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(60);
@@ -60,7 +100,7 @@ pub const LOGS_TARGET_PREFIX: &str = "Logs_20140328";
 pub const LOGS_SIGNING_NAME: &str = "logs";
 
 /// One CloudWatch log event.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct InputLogEvent {
     /// Milliseconds since the epoch.
     pub timestamp: i64,
@@ -101,14 +141,16 @@ impl HttpLogsClient {
     async fn call(
         &self,
         op: &str,
-        body: serde_json::Value,
+        body: &impl Serialize,
     ) -> Result<serde_json::Value, ControlError> {
+        let body = serde_json::to_vec(body)
+            .map_err(|e| ControlError::Transport(format!("cannot encode {op}: {e}")))?;
         let bytes = self
             .http
             .post_signed(
                 LOGS_SIGNING_NAME,
                 &format!("{LOGS_TARGET_PREFIX}.{op}"),
-                body.to_string().into_bytes(),
+                body,
             )
             .await?;
         // Parsed loosely: an empty body is an empty object.
@@ -121,7 +163,7 @@ impl LogsClient for HttpLogsClient {
         Box::pin(async move {
             self.call(
                 "CreateLogGroup",
-                serde_json::json!({ "logGroupName": group }),
+                &serde_json::json!({ "logGroupName": group }),
             )
             .await
             .map(drop)
@@ -136,7 +178,7 @@ impl LogsClient for HttpLogsClient {
         Box::pin(async move {
             self.call(
                 "CreateLogStream",
-                serde_json::json!({ "logGroupName": group, "logStreamName": stream }),
+                &serde_json::json!({ "logGroupName": group, "logStreamName": stream }),
             )
             .await
             .map(drop)
@@ -150,18 +192,23 @@ impl LogsClient for HttpLogsClient {
         events: &'a [InputLogEvent],
     ) -> BoxFuture<'a, Result<(), ControlError>> {
         Box::pin(async move {
-            let events: Vec<serde_json::Value> = events
-                .iter()
-                .map(|e| serde_json::json!({ "timestamp": e.timestamp, "message": e.message }))
-                .collect();
+            // Typed, so a 10,000-event batch is encoded without building
+            // a JSON tree first.
+            #[derive(Serialize)]
+            #[serde(rename_all = "camelCase")]
+            struct Put<'e> {
+                log_group_name: &'e str,
+                log_stream_name: &'e str,
+                log_events: &'e [InputLogEvent],
+            }
             let answer = self
                 .call(
                     "PutLogEvents",
-                    serde_json::json!({
-                        "logGroupName": group,
-                        "logStreamName": stream,
-                        "logEvents": events,
-                    }),
+                    &Put {
+                        log_group_name: group,
+                        log_stream_name: stream,
+                        log_events: events,
+                    },
                 )
                 .await?;
             if let Some(rejected) = answer.get("rejectedLogEventsInfo").filter(|v| !v.is_null()) {
@@ -399,6 +446,10 @@ struct BufState {
     lines: VecDeque<LogLine>,
     bytes: usize,
     dropped: u64,
+    /// Raw output bytes the reader has taken from the engine.
+    read_bytes: u64,
+    /// The holder waits for the reader.
+    holding: bool,
     /// When the oldest unsent line arrived.
     oldest: Option<Instant>,
     reader_done: bool,
@@ -408,6 +459,8 @@ struct Shared {
     state: Mutex<BufState>,
     data: Notify,
     space: Notify,
+    /// The reader moved on (for the holder).
+    progress: Notify,
 }
 
 impl Shared {
@@ -464,8 +517,10 @@ pub async fn ship(
         state: Mutex::new(BufState::default()),
         data: Notify::new(),
         space: Notify::new(),
+        progress: Notify::new(),
     };
     let reader = read_lines(&job, runtime.as_ref(), &shared);
+    let holder = hold_back(&job, runtime.as_ref(), &shared);
     let sender = async {
         let setup = async {
             if cfg.create_group {
@@ -517,6 +572,7 @@ pub async fn ship(
                     )
                 }
             };
+            let mut batch = batch;
             if dropped > 0 {
                 tracing::warn!(
                     container = %job.container_id,
@@ -524,6 +580,27 @@ pub async fn ship(
                     "awslogs non-blocking: buffer full (max-buffer-size {}), dropped the oldest lines",
                     cfg.max_buffer_bytes
                 );
+                // In the stream itself, where the gap is: that is where the
+                // user reading the logs looks.
+                let timestamp = batch
+                    .first()
+                    .map_or_else(|| millis(SystemTime::now()), |e| e.timestamp);
+                let notice = InputLogEvent {
+                    timestamp,
+                    message: dropped_notice(dropped, cfg.max_buffer_bytes),
+                };
+                if batch.len() >= MAX_BATCH_EVENTS {
+                    // No room: a batch of its own, first.
+                    let sent = with_retries(&shared, || {
+                        logs.put_log_events(group, &stream, std::slice::from_ref(&notice))
+                    })
+                    .await;
+                    if let Err(e) = sent {
+                        tracing::warn!(container = %job.container_id, error = %e, "awslogs: cannot deliver the dropped-lines notice");
+                    }
+                } else {
+                    batch.insert(0, notice);
+                }
             }
             if !batch.is_empty() {
                 shared.space.notify_one();
@@ -566,12 +643,16 @@ pub async fn ship(
     };
     tokio::pin!(reader);
     tokio::pin!(sender);
+    tokio::pin!(holder);
+    let mut holder_done = job.config.mode == LogMode::NonBlocking;
     // The sender decides the end: it waits for the reader to finish, or
-    // gives up early (then the reader is dropped).
+    // gives up early (then the reader is dropped, and the holder with it,
+    // which releases the container).
     let error = loop {
         tokio::select! {
             error = &mut sender => break error,
             () = &mut reader, if !shared.lock().reader_done => {}
+            () = &mut holder, if !holder_done => holder_done = true,
         }
     };
     report(ShipEvent::Drained {
@@ -592,17 +673,27 @@ async fn read_lines(job: &ShipJob, runtime: &dyn ContainerRuntime, shared: &Shar
     } else {
         BLOCKING_BUFFER_BYTES
     };
+    let mut final_pass = false;
     loop {
         let mut lines = runtime.logs(&job.container_id, since);
+        let mut failed = false;
         while let Some(item) = lines.next().await {
             let line = match item {
                 Ok(line) => line,
                 Err(e) => {
                     tracing::debug!(container = %job.container_id, error = %e, "log stream failed");
+                    failed = true;
                     break;
                 }
             };
             since = Some(line.timestamp);
+            {
+                let mut st = shared.lock();
+                st.read_bytes += line.consumed.bytes;
+                if st.holding {
+                    shared.progress.notify_one();
+                }
+            }
             if line.message.is_empty() {
                 continue;
             }
@@ -628,15 +719,71 @@ async fn read_lines(job: &ShipJob, runtime: &dyn ContainerRuntime, shared: &Shar
             shared.data.notify_one();
         }
         // The stream ended: the container exited, or the engine
-        // connection dropped. Only the first ends the shipper.
+        // connection dropped. Only the first ends the shipper, after one
+        // more pass begun once the container had exited: Docker 20.10's
+        // follower can stop short of the file's end when the container
+        // exits, while a read of an exited container's file is whole.
+        if final_pass && !failed {
+            break;
+        }
         match runtime.inspect(&job.container_id).await {
-            Ok(s) if s.status == Status::Exited => break,
+            Ok(s) if s.status == Status::Exited => final_pass = true,
             Err(RuntimeError::NotFound(_)) => break,
             _ => tokio::time::sleep(Duration::from_millis(500)).await,
         }
     }
     shared.lock().reader_done = true;
     shared.data.notify_one();
+    shared.progress.notify_one();
+}
+
+/// Blocking mode's hold on the container: reads its attachment only while
+/// the reader is at most [`HOLD_BEHIND_BYTES`] behind it, so the engine
+/// stops taking the container's output when the shipper falls behind.
+/// Both count the same bytes from the moment of attaching (what was
+/// written before is only ever read, so the count can only say less than
+/// the true distance: the hold can delay, never stop, a caught-up reader).
+/// Ends when the container has exited; the reader finishing releases it.
+async fn hold_back(job: &ShipJob, runtime: &dyn ContainerRuntime, shared: &Shared) {
+    if job.config.mode == LogMode::NonBlocking {
+        return;
+    }
+    loop {
+        let base = shared.lock().read_bytes;
+        let mut seen: u64 = 0;
+        let mut output = runtime.attach(&job.container_id);
+        loop {
+            loop {
+                {
+                    let mut st = shared.lock();
+                    let read = st.read_bytes - base;
+                    st.holding = seen.saturating_sub(read) > HOLD_BEHIND_BYTES && !st.reader_done;
+                    if !st.holding {
+                        break;
+                    }
+                }
+                shared.progress.notified().await;
+            }
+            match output.next().await {
+                Some(Ok(count)) => seen += count.bytes,
+                Some(Err(e)) => {
+                    tracing::debug!(container = %job.container_id, error = %e, "attach failed");
+                    break;
+                }
+                None => break,
+            }
+        }
+        if shared.lock().reader_done {
+            return;
+        }
+        // The attachment ended: the container exited, or the engine
+        // connection dropped. Only the first ends the hold.
+        match runtime.inspect(&job.container_id).await {
+            Ok(s) if s.status == Status::Exited => return,
+            Err(RuntimeError::NotFound(_)) => return,
+            _ => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -655,6 +802,7 @@ mod tests {
             stream: LogStream::Stdout,
             timestamp: SystemTime::UNIX_EPOCH + Duration::from_millis(ms),
             message: msg.to_string(),
+            consumed: stevedore_runtime::OutputCount::default(),
         }
     }
 

@@ -331,10 +331,7 @@ fn log_plan(
     match driver.as_str() {
         "awslogs" => {
             let aws = crate::logs::parse_awslogs(&options, &ctx.region, name)?;
-            let local = LogConfig {
-                driver: "json-file".into(),
-                options: BTreeMap::new(),
-            };
+            let local = crate::logs::spool_log_config();
             Ok((Some(local), Some(aws)))
         }
         "json-file" | "none" => Ok((Some(LogConfig { driver, options }), None)),
@@ -1464,7 +1461,9 @@ mod tests {
         .unwrap();
         let lc = c.spec.options.log_config.unwrap();
         assert_eq!(lc.driver, "json-file");
-        assert!(lc.options.is_empty());
+        // The agent's rotation, not the daemon's: never under the shipper.
+        assert_eq!(lc.options["max-size"], crate::logs::SPOOL_MAX_SIZE);
+        assert_eq!(lc.options["max-file"], "1");
         let aws = c.awslogs.unwrap();
         assert_eq!(aws.group, "/ecs/x");
         assert_eq!(aws.stream_prefix.as_deref(), Some("p"));

@@ -138,8 +138,23 @@ async fn non_blocking_drops_the_oldest_lines() {
     );
     h.fake.assign(task(&arn, vec![app]));
     h.fake.wait_status(&arn, "STOPPED", T).await;
-    let got = h.logs.messages("g", &format!("nb/app/{}", task_id(&arn)));
+    let all = h.logs.messages("g", &format!("nb/app/{}", task_id(&arn)));
+    // What was dropped is said in the stream, where it was dropped.
+    let (notices, got): (Vec<String>, Vec<String>) = all
+        .into_iter()
+        .partition(|m| m.starts_with("[stevedore awslogs] "));
+    let dropped: usize = notices
+        .iter()
+        .map(|n| {
+            n.trim_start_matches("[stevedore awslogs] ")
+                .split(' ')
+                .next()
+                .and_then(|d| d.parse::<usize>().ok())
+                .unwrap_or_else(|| panic!("{n}"))
+        })
+        .sum();
     assert!(!got.is_empty() && got.len() < 5000, "{} lines", got.len());
+    assert_eq!(got.len() + dropped, 5000, "{notices:?}");
     // The newest lines survive; order is kept.
     assert_eq!(got.last().map(String::as_str), Some("n-4999"));
     let nums: Vec<u32> = got

@@ -98,6 +98,10 @@ struct ServerArgs {
     /// Seconds a RUNNING task without health checks must run to count as healthy (ECS: 40).
     #[arg(long, default_value_t = DEFAULT_TASK_HEALTHY_AFTER.as_secs(), env = "STEVEDORE_TASK_HEALTHY_AFTER")]
     task_healthy_after: u64,
+    /// How long a stopped task stays describable before it is deleted: seconds, or a
+    /// duration like 90s, 30m, 1h (ECS: 1h; config::DEFAULT_STOPPED_TASK_RETENTION).
+    #[arg(long, default_value = "1h", value_parser = parse_retention, env = "STEVEDORE_STOPPED_TASK_RETENTION")]
+    stopped_task_retention: Duration,
     /// State store: `sqlite` (the data dir's stevedore.db) or
     /// `sqlite:///path/to/state.db`. `etcd://...` is refused until issue 15.
     #[arg(long, default_value = "sqlite", env = "STEVEDORE_STORE")]
@@ -173,6 +177,22 @@ enum KeysCommand {
     },
 }
 
+/// `--stopped-task-retention`: bare seconds (like the other timing flags) or
+/// a duration string. Zero would delete a task in the pass that sees it stop,
+/// before any caller could read why it stopped, so it is refused.
+fn parse_retention(v: &str) -> Result<Duration, String> {
+    let d = match v.trim().parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => stevedore_agent::config::parse_go_duration(v)?,
+    };
+    if d < Duration::from_secs(1) {
+        return Err(format!(
+            "{v:?} is too short; give at least 1s (the default, as on ECS, is 1h)"
+        ));
+    }
+    Ok(d)
+}
+
 impl ServerArgs {
     fn config(self) -> Result<ServerConfig> {
         let data_dir = paths::data_dir(self.data_dir)?;
@@ -188,6 +208,7 @@ impl ServerArgs {
             agent_disconnect_after: Duration::from_secs(self.agent_disconnect_after.max(1)),
             lost_instance_grace: Duration::from_secs(self.lost_instance_grace),
             task_healthy_after: Duration::from_secs(self.task_healthy_after),
+            stopped_task_retention: self.stopped_task_retention,
             store: self.store,
         })
     }

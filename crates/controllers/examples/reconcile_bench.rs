@@ -5,6 +5,8 @@
 //! usage: cargo run --release -p stevedore-controllers --example reconcile_bench [TASKS] [INSTANCES]
 
 use std::time::Instant;
+use stevedore_api::agent::TaskStatus;
+use stevedore_api::ecs::TaskStopCode;
 use stevedore_controllers::service::*;
 use stevedore_controllers::state::*;
 
@@ -72,14 +74,18 @@ fn main() {
             id,
             deployment: if i % 2 == 0 { "ecs-svc/1" } else { "ecs-svc/2" }.into(),
             instance: format!("arn:instance/{}", i % m),
-            last_status: if live { "RUNNING" } else { "STOPPED" }.into(),
+            last_status: if live {
+                TaskStatus::Running
+            } else {
+                TaskStatus::Stopped
+            },
             desired_running: live,
             started_at: Some(now - 120_000),
             stopped_at: (!live).then_some(now - 60_000),
             created_at: now - 130_000 + i as i64,
             health: Health::Unknown,
             has_health_check: false,
-            stop_code: (!live).then(|| "ServiceSchedulerInitiated".to_string()),
+            stop_code: (!live).then_some(TaskStopCode::ServiceSchedulerInitiated),
             protected: false,
         });
     }

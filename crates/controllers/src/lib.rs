@@ -2,6 +2,7 @@
 //! observed, plus `now`, and returns actions and the state to persist. The
 //! server does the IO and calls again on change or at `wake_at`.
 
+pub mod gc;
 pub mod service;
 pub mod state;
 

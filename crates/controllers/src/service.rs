@@ -7,10 +7,12 @@ use crate::state::{
     deployment_id, DeploymentState, DeploymentStatus, Outcome, RollbackInfo, Rollout, ServiceState,
 };
 use std::collections::{BTreeMap, BTreeSet};
+use stevedore_api::agent::TaskStatus;
+use stevedore_api::ecs::TaskStopCode;
 
 /// How long a stopped task stays interesting: older stops were either
 /// accounted already or predate the controller.
-const STOP_MEMORY_MS: i64 = 3600 * 1000;
+pub const STOP_MEMORY_MS: i64 = 3600 * 1000;
 /// Consecutive start failures before ECS's service throttle delays
 /// launches. Equal to the circuit breaker's minimum threshold, so a
 /// deployment with the breaker on fails before it is ever throttled.
@@ -33,7 +35,7 @@ pub struct TaskView {
     /// The deployment that started it (`startedBy`).
     pub deployment: String,
     pub instance: String,
-    pub last_status: String,
+    pub last_status: TaskStatus,
     /// `desiredStatus == RUNNING`.
     pub desired_running: bool,
     /// When it reached RUNNING (ms).
@@ -43,18 +45,17 @@ pub struct TaskView {
     pub health: Health,
     /// Whether any essential container has a health check.
     pub has_health_check: bool,
-    /// `stopCode` as ECS spells it (`UserInitiated`, `EssentialContainerExited`, …).
-    pub stop_code: Option<String>,
+    pub stop_code: Option<TaskStopCode>,
     /// Scale-in protection in force now.
     pub protected: bool,
 }
 
 impl TaskView {
     fn is_stopped(&self) -> bool {
-        self.last_status == "STOPPED"
+        self.last_status == TaskStatus::Stopped
     }
     fn is_running(&self) -> bool {
-        self.last_status == "RUNNING"
+        self.last_status == TaskStatus::Running
     }
 }
 
@@ -505,8 +506,8 @@ fn account_stops(cx: &Ctx, st: &mut ServiceState) {
         st.accounted.insert(t.id.clone(), now);
         // A stop someone asked for is not a failure.
         if matches!(
-            t.stop_code.as_deref(),
-            Some("UserInitiated") | Some("ServiceSchedulerInitiated")
+            t.stop_code,
+            Some(TaskStopCode::UserInitiated | TaskStopCode::ServiceSchedulerInitiated)
         ) {
             continue;
         }

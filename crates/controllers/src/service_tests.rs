@@ -4,6 +4,8 @@
 
 use crate::service::*;
 use crate::state::*;
+use stevedore_api::agent::TaskStatus;
+use stevedore_api::ecs::TaskStopCode;
 
 struct World {
     now: i64,
@@ -105,20 +107,20 @@ impl World {
         self.now += 1000;
         // The world moves: pending tasks run (or fail), stopping ones stop.
         for t in self.tasks.iter_mut() {
-            if !t.desired_running && t.last_status != "STOPPED" {
-                t.last_status = "STOPPED".into();
+            if !t.desired_running && t.last_status != TaskStatus::Stopped {
+                t.last_status = TaskStatus::Stopped;
                 t.stopped_at = Some(self.now);
                 if t.stop_code.is_none() {
-                    t.stop_code = Some("ServiceSchedulerInitiated".into());
+                    t.stop_code = Some(TaskStopCode::ServiceSchedulerInitiated);
                 }
-            } else if t.last_status == "PENDING" {
+            } else if t.last_status == TaskStatus::Pending {
                 if self.broken.contains(&t.deployment) {
-                    t.last_status = "STOPPED".into();
+                    t.last_status = TaskStatus::Stopped;
                     t.desired_running = false;
                     t.stopped_at = Some(self.now);
-                    t.stop_code = Some("TaskFailedToStart".into());
+                    t.stop_code = Some(TaskStopCode::TaskFailedToStart);
                 } else {
-                    t.last_status = "RUNNING".into();
+                    t.last_status = TaskStatus::Running;
                     t.started_at = Some(self.now);
                 }
             }
@@ -134,7 +136,7 @@ impl World {
             let t = self.tasks.iter_mut().find(|t| t.id == s.task_id).unwrap();
             assert!(t.desired_running, "stopped twice: {}", t.id);
             t.desired_running = false;
-            t.stop_code = Some("ServiceSchedulerInitiated".into());
+            t.stop_code = Some(TaskStopCode::ServiceSchedulerInitiated);
         }
         for s in &d.starts {
             for _ in 0..s.count {
@@ -152,7 +154,7 @@ impl World {
                     id: format!("t{}", self.next),
                     deployment: s.deployment.clone(),
                     instance: inst,
-                    last_status: "PENDING".into(),
+                    last_status: TaskStatus::Pending,
                     desired_running: true,
                     started_at: None,
                     stopped_at: None,
@@ -173,7 +175,7 @@ impl World {
     fn running_of(&self, dep: &str) -> usize {
         self.live()
             .iter()
-            .filter(|t| t.deployment == dep && t.last_status == "RUNNING")
+            .filter(|t| t.deployment == dep && t.last_status == TaskStatus::Running)
             .count()
     }
 
@@ -237,7 +239,7 @@ fn rolling_update_stays_within_min_and_max() {
             let running = w
                 .live()
                 .iter()
-                .filter(|t| t.last_status == "RUNNING")
+                .filter(|t| t.last_status == TaskStatus::Running)
                 .count() as u32;
             assert!(
                 running >= min_healthy,
@@ -359,7 +361,7 @@ fn tasks_on_a_lost_instance_are_replaced_without_waiting_for_bounds() {
     let live: Vec<_> = w
         .live()
         .into_iter()
-        .filter(|t| t.last_status == "RUNNING")
+        .filter(|t| t.last_status == TaskStatus::Running)
         .collect();
     assert_eq!(live.len(), 3);
     assert!(live.iter().all(|t| t.instance != victim));
@@ -381,7 +383,7 @@ fn draining_instance_tasks_move_before_they_stop_at_min_100() {
         let running = w
             .live()
             .iter()
-            .filter(|t| t.last_status == "RUNNING")
+            .filter(|t| t.last_status == TaskStatus::Running)
             .count();
         assert!(running >= 3, "dropped to {running}");
         if w.state.steady {
@@ -510,10 +512,10 @@ fn stops_are_accounted_once() {
     // A container dies behind the scheduler's back.
     let t = w.tasks.iter_mut().find(|t| t.desired_running).unwrap();
     t.desired_running = false;
-    t.last_status = "STOPPED".into();
+    t.last_status = TaskStatus::Stopped;
     t.started_at = None;
     t.stopped_at = Some(w.now);
-    t.stop_code = Some("EssentialContainerExited".into());
+    t.stop_code = Some(TaskStopCode::EssentialContainerExited);
     let placed = w.placements;
     w.run_until_steady(5);
     assert_eq!(w.placements, placed + 1, "exactly one replacement");

@@ -145,6 +145,20 @@ pub trait Changes: Send + Sync + 'static {
     fn changed_since(&self, mark: Revision) -> BoxFuture<'_, ()>;
 }
 
+/// No change notifications: for a controller whose `wake_at` already
+/// covers everything that could concern it (the stopped-task collector).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoChanges;
+
+impl Changes for NoChanges {
+    fn mark(&self) -> Revision {
+        0
+    }
+    fn changed_since(&self, _mark: Revision) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::pending())
+    }
+}
+
 /// Changes under any of some key prefixes of a store.
 pub struct StoreChanges {
     store: Arc<dyn Store>,
@@ -215,6 +229,18 @@ pub struct Context {
 }
 
 impl Context {
+    /// A context for driving one pass outside [`run`] (tests, tools).
+    pub fn new(
+        fencing: FencingToken,
+        cancel: CancellationToken,
+        gate: Arc<dyn LeaderGate>,
+    ) -> Self {
+        Context {
+            fencing,
+            cancel,
+            gate,
+        }
+    }
     /// The leadership term this pass runs in; attach it to writes.
     pub fn fencing_token(&self) -> FencingToken {
         self.fencing

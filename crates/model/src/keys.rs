@@ -170,6 +170,18 @@ pub fn log_event_position_timestamp(position: &str) -> Option<i64> {
     position[..19].parse().ok()
 }
 
+/// Both parts of a position (`None` if it is not one).
+pub fn parse_log_event_position(position: &str) -> Option<(i64, u64)> {
+    let timestamp = log_event_position_timestamp(position)?;
+    Some((timestamp, position[19..].parse().ok()?))
+}
+
+/// Written once the events of an older data directory (stored under
+/// `event/` keys) have been moved to the log store.
+pub fn logs_moved_marker() -> &'static str {
+    "/meta/index/logstore/v1"
+}
+
 pub fn log_event(scope: &Scope, group: &str, stream: &str, timestamp: i64, seq: u64) -> String {
     format!(
         "{}{}",
@@ -227,6 +239,65 @@ pub fn controller_service(scope: &Scope, cluster: &str, name: &str) -> String {
     )
 }
 
+/// The stopped-task index, across tenants, in stop order:
+/// `/ctl/stoppedtask/STOPPED_AT_MS/ACCOUNT/REGION/CLUSTER/TASK_ID` (the time
+/// zero-padded to 19 digits, so key order is time order), value the task ARN.
+/// Written in the transaction that records a task STOPPED and deleted with
+/// the record, so the GC reads only the head (what is past retention) and
+/// the service controller only the recent window, never the whole history.
+pub fn stopped_tasks_prefix() -> &'static str {
+    "/ctl/stoppedtask/"
+}
+
+pub fn stopped_task(scope: &Scope, cluster: &str, stopped_at_ms: i64, id: &str) -> String {
+    format!(
+        "{}{}{}/{}/{cluster}/{id}",
+        stopped_tasks_prefix(),
+        stopped_task_time(stopped_at_ms),
+        scope.account,
+        scope.region
+    )
+}
+
+/// The time part of a stopped-task key; every key stopped at or after
+/// `ms` sorts after `stopped_task_time(ms)`, every earlier one before it.
+pub fn stopped_task_time(ms: i64) -> String {
+    format!("{:019}/", ms.max(0))
+}
+
+/// A parsed stopped-task index key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoppedTaskKey {
+    pub stopped_at_ms: i64,
+    pub scope: Scope,
+    pub cluster: String,
+    pub id: String,
+}
+
+pub fn parse_stopped_task(key: &str) -> Option<StoppedTaskKey> {
+    let rest = key.strip_prefix(stopped_tasks_prefix())?;
+    let mut parts = rest.splitn(5, '/');
+    let ms = parts.next()?;
+    if ms.len() != 19 || !ms.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let account = parts.next()?;
+    let region = parts.next()?;
+    let cluster = parts.next()?;
+    let id = parts.next()?;
+    Some(StoppedTaskKey {
+        stopped_at_ms: ms.parse().ok()?,
+        scope: Scope::new(account, region),
+        cluster: cluster.to_string(),
+        id: id.to_string(),
+    })
+}
+
+/// Present once the stopped-task index covers every STOPPED task record.
+pub fn stopped_task_index_marker() -> &'static str {
+    "/meta/index/stoppedtask/v1"
+}
+
 /// Splits a `controller_service` key back into (scope, cluster, name).
 pub fn parse_controller_service(key: &str) -> Option<(Scope, String, String)> {
     let rest = key.strip_prefix(controller_services_prefix())?;
@@ -268,6 +339,31 @@ mod tests {
     }
 
     #[test]
+    fn stopped_tasks_sort_by_time_and_parse_back() {
+        let s = Scope::new("123456789012", "us-east-1");
+        let mut keys = [
+            stopped_task(&s, "c", 10_000, "b"),
+            stopped_task(&s, "a", 9_999, "z"),
+            stopped_task(&s, "c", 10_000, "a"),
+        ];
+        keys.sort();
+        assert_eq!(parse_stopped_task(&keys[0]).unwrap().stopped_at_ms, 9_999);
+        assert_eq!(
+            parse_stopped_task(&keys[2]),
+            Some(StoppedTaskKey {
+                stopped_at_ms: 10_000,
+                scope: s.clone(),
+                cluster: "c".into(),
+                id: "b".into(),
+            })
+        );
+        // The time cursor splits the index exactly at a millisecond.
+        let cut = format!("{}{}", stopped_tasks_prefix(), stopped_task_time(10_000));
+        assert!(keys[0] < cut && cut < keys[1]);
+        assert_eq!(parse_stopped_task("/ctl/stoppedtask/12/a/r/c/t"), None);
+    }
+
+    #[test]
     fn tenancy_separates_accounts_and_regions() {
         let a = Scope::new("111111111111", "us-east-1");
         let b = Scope::new("111111111111", "eu-west-1");
@@ -293,6 +389,8 @@ mod tests {
         );
         let pos = log_event_position(1_700_000_000_123, 5);
         assert_eq!(log_event_position_timestamp(&pos), Some(1_700_000_000_123));
+        assert_eq!(parse_log_event_position(&pos), Some((1_700_000_000_123, 5)));
+        assert_eq!(parse_log_event_position("12"), None);
         assert!(!log_event(&s, "g", "s", 1, 1).starts_with(&log_events_prefix(&s, "g", "s2")));
         assert!(!log_events_prefix(&s, "g", "s").starts_with(&log_group_events_prefix(&s, "g2")));
     }

@@ -7,8 +7,9 @@
 
 use crate::{
     labels, split_message, BoxFuture, ContainerEvent, ContainerRuntime, ContainerSpec,
-    ContainerState, EventKind, Health, HostInfo, LogLine, LogStream, NetworkSpec, PortBinding,
-    Protocol, PullBehavior, PulledImage, RuntimeError, Status, VolumeSpec, MAX_LOG_LINE_BYTES,
+    ContainerState, EventKind, Health, HostInfo, LogLine, LogStream, NetworkSpec, OutputCount,
+    PortBinding, Protocol, PullBehavior, PulledImage, RuntimeError, Status, VolumeSpec,
+    MAX_LOG_LINE_BYTES,
 };
 use bollard::errors::Error as DockerError;
 use bollard::models::{
@@ -17,9 +18,10 @@ use bollard::models::{
     NetworkCreateRequest, PortBinding as DockerPortBinding, ResourcesUlimits, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
-    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
+    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
+    EventsOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+    StopContainerOptionsBuilder,
 };
 use bollard::Docker;
 use bytes::Bytes;
@@ -712,6 +714,63 @@ impl ContainerRuntime for DockerRuntime {
         .flatten()
         .boxed()
     }
+
+    fn attach(&self, id: &str) -> BoxStream<'static, Result<OutputCount, RuntimeError>> {
+        let this = self.clone();
+        let id = id.to_string();
+        let options = AttachContainerOptionsBuilder::new()
+            .stream(true)
+            .stdout(true)
+            .stderr(true)
+            .build();
+        type Counts = BoxStream<'static, Result<OutputCount, RuntimeError>>;
+        stream::once(async move {
+            let docker = match this.client().await {
+                Ok(d) => d,
+                Err(e) => return stream::once(async move { Err(e) }).boxed(),
+            };
+            // No request timeout: the stream lasts as long as the container
+            // runs.
+            let docker = docker
+                .clone()
+                .with_timeout(Duration::from_secs(u64::from(u32::MAX)));
+            match docker.attach_container(&id, Some(options)).await {
+                Ok(attached) => {
+                    // Held so the connection stays whole while we read.
+                    let input = attached.input;
+                    let id2 = id.clone();
+                    let counts: Counts = attached
+                        .output
+                        .map(move |item| {
+                            let _ = &input;
+                            item.map(|o| OutputCount::of(o.as_ref())).map_err(|e| {
+                                not_found_or(&e, &id2, |m| {
+                                    RuntimeError::Unavailable(format!("Docker attach: {m}"))
+                                })
+                            })
+                        })
+                        .boxed();
+                    counts
+                }
+                Err(e) => {
+                    let e = not_found_or(&e, &id, |m| {
+                        RuntimeError::Unavailable(format!("Docker attach: {m}"))
+                    });
+                    stream::once(async move { Err(e) }).boxed()
+                }
+            }
+        })
+        .flatten()
+        // An error ends the stream.
+        .scan(false, |failed, item| {
+            let emit = (!*failed).then_some(item);
+            if matches!(emit, Some(Err(_))) {
+                *failed = true;
+            }
+            async move { emit }
+        })
+        .boxed()
+    }
 }
 
 /// Assembles lines from `docker logs --timestamps` frames: each frame's
@@ -719,10 +778,19 @@ impl ContainerRuntime for DockerRuntime {
 /// without a trailing newline is a partial line continued by the next frame
 /// of the same stream (kept with its first timestamp), long lines are split
 /// at [`MAX_LOG_LINE_BYTES`], and lines not after `since` are dropped.
+///
+/// Docker 20.10's json-file follower reads part of a file again after a
+/// rotation. json-file entries of one stream have increasing timestamps
+/// (the partial entries of one long line share their line's), so an entry
+/// at or before the last one taken from its stream is such a repeat and is
+/// skipped, uncounted.
 #[derive(Default)]
 struct LineJoiner {
-    /// Partial line per stream (stdout, stderr).
-    pending: [Option<(SystemTime, String)>; 2],
+    /// Partial line per stream (stdout, stderr): first timestamp, text,
+    /// raw output counted so far.
+    pending: [Option<(SystemTime, String, OutputCount)>; 2],
+    /// Timestamp of the last entry taken, per stream.
+    last: [Option<SystemTime>; 2],
 }
 
 impl LineJoiner {
@@ -741,6 +809,18 @@ impl LineJoiner {
         };
         let slot = usize::from(stream == LogStream::Stderr);
         let text = String::from_utf8_lossy(&bytes);
+        let frame_stamp = text
+            .split_once(' ')
+            .and_then(|(ts, _)| parse_docker_time(ts));
+        if let (Some(t), Some(last)) = (frame_stamp, self.last[slot]) {
+            let continues_partial = self.pending[slot].as_ref().is_some_and(|p| p.0 == t);
+            if t < last || (t == last && !continues_partial) {
+                return Vec::new();
+            }
+        }
+        if frame_stamp.is_some() {
+            self.last[slot] = frame_stamp;
+        }
         let mut out = Vec::new();
         // A frame is normally one (partial) line; a TTY's may hold several.
         let mut segments: Vec<&str> = text.split('\n').collect();
@@ -753,30 +833,49 @@ impl LineJoiner {
             let (t, msg) = split_stamp(raw, first);
             stamp = t.unwrap_or(stamp);
             first = false;
+            let mut consumed = OutputCount {
+                bytes: msg.len() as u64 + 1,
+                lines: 1,
+            };
             let msg = msg.strip_suffix('\r').map(str::to_string).unwrap_or(msg);
             let (ts, line) = match self.pending[slot].take() {
-                Some((t, mut p)) => {
+                Some((t, mut p, before)) => {
                     p.push_str(&msg);
+                    consumed += before;
                     (t, p)
                 }
                 None => (stamp, msg),
             };
-            emit(&mut out, stream, ts, &line, since);
+            emit(&mut out, stream, ts, &line, consumed, since);
         }
         if !tail.is_empty() {
             let (t, msg) = split_stamp(tail, first);
             stamp = t.unwrap_or(stamp);
-            let entry = self.pending[slot].get_or_insert_with(|| (stamp, String::new()));
+            let entry = self.pending[slot]
+                .get_or_insert_with(|| (stamp, String::new(), OutputCount::default()));
             entry.1.push_str(&msg);
+            entry.2.bytes += msg.len() as u64;
             if entry.1.len() > MAX_LOG_LINE_BYTES {
-                // Emit the full pieces, keep the rest pending.
-                let (ts, long) = self.pending[slot].take().unwrap_or((stamp, String::new()));
+                // Emit the full pieces, keep the rest pending. The bytes
+                // counted so far go out now: a reader holding the container
+                // by this count must see a line without an end progress.
+                let (ts, long, consumed) = self.pending[slot].take().unwrap_or((
+                    stamp,
+                    String::new(),
+                    OutputCount::default(),
+                ));
                 let mut pieces = split_message(&long, MAX_LOG_LINE_BYTES);
                 let rest = pieces.pop().unwrap_or_default();
-                for p in pieces {
-                    emit(&mut out, stream, ts, &p, since);
+                let n = pieces.len();
+                for (i, p) in pieces.into_iter().enumerate() {
+                    let count = if i + 1 == n {
+                        consumed
+                    } else {
+                        OutputCount::default()
+                    };
+                    emit(&mut out, stream, ts, &p, count, since);
                 }
-                self.pending[slot] = Some((ts, rest));
+                self.pending[slot] = Some((ts, rest, OutputCount::default()));
             }
         }
         out
@@ -785,8 +884,8 @@ impl LineJoiner {
     fn flush(&mut self, since: Option<SystemTime>) -> Vec<LogLine> {
         let mut out = Vec::new();
         for (slot, stream) in [(0, LogStream::Stdout), (1, LogStream::Stderr)] {
-            if let Some((ts, line)) = self.pending[slot].take() {
-                emit(&mut out, stream, ts, &line, since);
+            if let Some((ts, line, consumed)) = self.pending[slot].take() {
+                emit(&mut out, stream, ts, &line, consumed, since);
             }
         }
         out
@@ -814,16 +913,24 @@ fn emit(
     stream: LogStream,
     timestamp: SystemTime,
     message: &str,
+    consumed: OutputCount,
     since: Option<SystemTime>,
 ) {
     if since.is_some_and(|s| timestamp <= s) {
         return;
     }
-    for piece in split_message(message, MAX_LOG_LINE_BYTES) {
+    let pieces = split_message(message, MAX_LOG_LINE_BYTES);
+    let n = pieces.len();
+    for (i, piece) in pieces.into_iter().enumerate() {
         out.push(LogLine {
             stream,
             timestamp,
             message: piece,
+            consumed: if i + 1 == n {
+                consumed
+            } else {
+                OutputCount::default()
+            },
         });
     }
 }
@@ -1509,6 +1616,61 @@ mod tests {
             20 * 16 * 1024
         );
         assert!(j.flush(None).is_empty());
+    }
+
+    #[test]
+    fn log_frames_read_again_after_rotation_are_skipped_and_counted_once() {
+        use bollard::container::LogOutput;
+        let out = |t: &str| LogOutput::StdOut {
+            message: Bytes::from(t.to_string()),
+        };
+        let err = |t: &str| LogOutput::StdErr {
+            message: Bytes::from(t.to_string()),
+        };
+        let mut j = LineJoiner::default();
+        let a = j.push(out("2024-01-02T03:04:05.1Z one\r\n"), None);
+        assert_eq!(a[0].message, "one");
+        assert_eq!(a[0].consumed, OutputCount { bytes: 5, lines: 1 });
+        let b = j.push(out("2024-01-02T03:04:05.2Z two\n"), None);
+        assert_eq!(b[0].message, "two");
+        // The follower starts the rotated file again: both are repeats.
+        assert!(j
+            .push(out("2024-01-02T03:04:05.1Z one\r\n"), None)
+            .is_empty());
+        assert!(j.push(out("2024-01-02T03:04:05.2Z two\n"), None).is_empty());
+        // The other stream keeps its own order.
+        assert_eq!(j.push(err("2024-01-02T03:04:05.15Z e\n"), None).len(), 1);
+        // Partial entries of one line share its timestamp: not repeats.
+        assert!(j.push(out("2024-01-02T03:04:05.3Z ab"), None).is_empty());
+        let c = j.push(out("2024-01-02T03:04:05.3Z cd\n"), None);
+        assert_eq!(c[0].message, "abcd");
+        assert_eq!(c[0].consumed, OutputCount { bytes: 5, lines: 1 });
+        // A long line counts once, on its last piece.
+        let piece = "x".repeat(16 * 1024);
+        let mut lines = Vec::new();
+        for _ in 0..20 {
+            lines.extend(j.push(out(&format!("2024-01-02T03:04:06Z {piece}")), None));
+        }
+        lines.extend(j.push(out("2024-01-02T03:04:06Z \n"), None));
+        assert_eq!(lines.len(), 2);
+        // Counted as the pieces go out (a line still without its newline
+        // must move the count), in all exactly once.
+        assert!(lines[0].consumed.bytes > MAX_LOG_LINE_BYTES as u64);
+        let mut total = OutputCount::default();
+        for l in &lines {
+            total += l.consumed;
+        }
+        assert_eq!(
+            total,
+            OutputCount {
+                bytes: 20 * 16 * 1024 + 1,
+                lines: 1
+            }
+        );
+        assert_eq!(
+            OutputCount::of(b"a\nbc\n"),
+            OutputCount { bytes: 5, lines: 2 }
+        );
     }
 
     #[test]

@@ -231,6 +231,33 @@ pub enum LogStream {
     Stderr,
 }
 
+/// An amount of a container's raw output: bytes, and the newlines among
+/// them. [`ContainerRuntime::attach`] and [`ContainerRuntime::logs`] count
+/// the same bytes, so a reader of the second can tell how far it is behind
+/// the first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OutputCount {
+    pub bytes: u64,
+    pub lines: u64,
+}
+
+impl OutputCount {
+    /// The count of `raw` output.
+    pub fn of(raw: &[u8]) -> Self {
+        OutputCount {
+            bytes: raw.len() as u64,
+            lines: raw.iter().filter(|&&b| b == b'\n').count() as u64,
+        }
+    }
+}
+
+impl std::ops::AddAssign for OutputCount {
+    fn add_assign(&mut self, other: Self) {
+        self.bytes += other.bytes;
+        self.lines += other.lines;
+    }
+}
+
 /// One line of a container's output, as [`ContainerRuntime::logs`] yields
 /// it: without the trailing newline, at most [`MAX_LOG_LINE_BYTES`] long.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -238,6 +265,10 @@ pub struct LogLine {
     pub stream: LogStream,
     pub timestamp: SystemTime,
     pub message: String,
+    /// The raw output this line stands for (with its newline, and any
+    /// `\r` the message lost); a long line split into pieces counts
+    /// what was read when each piece went out.
+    pub consumed: OutputCount,
 }
 
 /// The longest message of one line: CloudWatch's 256 KiB event limit less
@@ -450,4 +481,12 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         id: &str,
         since: Option<SystemTime>,
     ) -> BoxStream<'static, Result<LogLine, RuntimeError>>;
+    /// Attaches to a running container's stdout and stderr and yields how
+    /// much output passes, as it is written. While the stream is not
+    /// polled the engine stops taking the container's output once its
+    /// buffers (about 1 MiB) are full, so the container's writes block:
+    /// that is how a slow log reader holds a container back. Closing the
+    /// stream releases the container. Ends when the container exits, or
+    /// with one error.
+    fn attach(&self, id: &str) -> BoxStream<'static, Result<OutputCount, RuntimeError>>;
 }

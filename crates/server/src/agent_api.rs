@@ -2,10 +2,11 @@
 //! long-polled task assignments and sequenced state reports.
 
 use crate::db::{self, Versioned};
-use crate::ecs::internal::{load_instance_record, task_id, InstanceRecord};
+use crate::domain::instances::{load_instance, InstanceRecord};
+use crate::domain::task_definitions::resolve as resolve_task_definition;
+use crate::domain::tasks::task_id;
 use crate::error::{ApiError, ApiResult};
 use crate::live_tasks::last_status;
-use crate::operation::{call, Wire};
 use crate::state::Cx;
 use std::time::Duration;
 use stevedore_api::agent::*;
@@ -13,29 +14,18 @@ use stevedore_api::ecs::{DesiredStatus, LaunchType, Task, TaskStopCode};
 use stevedore_model::arn::{cluster_ref, ClusterRef};
 use stevedore_model::keys;
 
-/// The agent protocol's operations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operation {
-    PollTasks,
-    ReportTaskStates,
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::serialization(format!("The request body could not be read: {e}")))
 }
 
-impl Operation {
-    pub fn from_name(name: &str) -> Option<Operation> {
-        match name {
-            "PollTasks" => Some(Operation::PollTasks),
-            "ReportTaskStates" => Some(Operation::ReportTaskStates),
-            _ => None,
-        }
-    }
-}
-
-pub(crate) async fn dispatch(cx: Cx, op: Operation, wire: Wire<'_>) -> ApiResult<Vec<u8>> {
+pub async fn dispatch(cx: Cx, op: &str, body: &[u8]) -> ApiResult<Vec<u8>> {
     match op {
-        Operation::PollTasks => call(cx, wire, |cx, req| async move { poll(&cx, req).await }).await,
-        Operation::ReportTaskStates => {
-            call(cx, wire, |cx, req| async move { report(&cx, req).await }).await
-        }
+        "PollTasks" => Ok(db::encode(&poll(&cx, parse(body)?).await?)),
+        "ReportTaskStates" => Ok(db::encode(&report(&cx, parse(body)?).await?)),
+        _ => Err(ApiError::unknown_operation(format!(
+            "Unknown operation {TARGET_PREFIX}.{op}."
+        ))),
     }
 }
 
@@ -47,12 +37,11 @@ fn cluster_name(cx: &Cx, given: &str) -> ApiResult<String> {
 }
 
 fn instance(cx: &Cx, cluster: &str, arn: &str) -> ApiResult<(String, Versioned<InstanceRecord>)> {
-    let (key, v) =
-        load_instance_record(cx.store(), cx.scope(), cluster, arn)?.ok_or_else(|| {
-            ApiError::client(format!(
-                "Container instance {arn} is not registered; register again."
-            ))
-        })?;
+    let (key, v) = load_instance(cx.store(), cx.scope(), cluster, arn)?.ok_or_else(|| {
+        ApiError::client(format!(
+            "Container instance {arn} is not registered; register again."
+        ))
+    })?;
     if v.value.instance.status.as_deref() == Some("INACTIVE") {
         return Err(ApiError::client(format!(
             "Container instance {arn} was deregistered; register again."
@@ -74,9 +63,7 @@ fn assigned(cx: &Cx, cluster: &str, arn: &str) -> ApiResult<Vec<AssignedTask>> {
             continue;
         }
         let td_arn = t.task_definition_arn.clone().unwrap_or_default();
-        let Some((_, td)) =
-            crate::ecs::internal::resolve_task_definition(cx.store(), cx.scope(), &td_arn)?
-        else {
+        let Some((_, td)) = resolve_task_definition(cx.store(), cx.scope(), &td_arn)? else {
             continue;
         };
         out.push(AssignedTask {
@@ -275,11 +262,17 @@ async fn report(cx: &Cx, req: ReportTaskStatesRequest) -> ApiResult<ReportTaskSt
                 continue;
             }
             let mut t = v.value;
+            let was_stopped = last_status(&t) == TaskStatus::Stopped;
             if apply(cx, &mut t, o) {
                 if last_status(&t) == TaskStatus::Stopped {
                     rec.allocations.remove(task_id(&t));
-                    // Same txn as the STOPPED record: see live_tasks.
+                    // Same txn as the STOPPED record: see live_tasks and
+                    // history. `stoppedAt` never changes once set, so the
+                    // index key is written once, on the transition.
                     ops.push(crate::live_tasks::remove(cx.scope(), &cluster, id));
+                    if !was_stopped {
+                        ops.push(crate::history::index(cx.scope(), &cluster, id, &t));
+                    }
                 }
                 compares.push(db::unchanged(&key, v.mod_revision));
                 ops.push(db::put(&key, &t));

@@ -9,6 +9,9 @@ pub const DEFAULT_LOST_INSTANCE_GRACE: Duration = Duration::from_secs(20);
 /// ECS counts a RUNNING task without health checks as healthy after 40 s.
 pub const DEFAULT_TASK_HEALTHY_AFTER: Duration = Duration::from_secs(40);
 
+/// ECS keeps a stopped task describable for an hour, then forgets it.
+pub const DEFAULT_STOPPED_TASK_RETENTION: Duration = Duration::from_secs(3600);
+
 /// The documented default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:6789";
 pub const DEFAULT_REGION: &str = "us-east-1";
@@ -30,6 +33,8 @@ pub struct ServerConfig {
     pub agent_disconnect_after: Duration,
     pub lost_instance_grace: Duration,
     pub task_healthy_after: Duration,
+    /// How long a STOPPED task stays describable before it is deleted.
+    pub stopped_task_retention: Duration,
     /// Which state store backend to open (`--store`).
     pub store: StoreBackend,
 }
@@ -84,6 +89,12 @@ impl ServerConfig {
             StoreBackend::SqliteInDataDir => self.data_dir.join("stevedore.db"),
             StoreBackend::Sqlite(path) => path.clone(),
         }
+    }
+
+    /// CloudWatch Logs events: always in the data directory, whichever
+    /// `--store` holds the control-plane state.
+    pub fn logs_db_path(&self) -> PathBuf {
+        self.data_dir.join("logs.db")
     }
 
     pub fn credentials_path(&self) -> PathBuf {

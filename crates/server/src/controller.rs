@@ -9,10 +9,17 @@
 //! tasks, never from the service record, so nothing is started twice.
 
 use crate::db::{self, Versioned};
+use crate::domain::instances::{all_instances, InstanceRecord};
+use crate::domain::launch::{
+    self, fits_constraints, Launch, LaunchEnv, LaunchError, LaunchRequest, Target,
+};
+use crate::domain::stop::{self, StopReason};
+use crate::domain::task_definitions::resolve as resolve_task_definition;
+use crate::domain::tasks::task_id;
 use crate::ecs::services::record::{belongs_to, service_group, ServiceRecord};
 use crate::ecs::services::RevisionConfig;
 use crate::error::ApiResult;
-use crate::state::{AppState, Caller, Cx};
+use crate::state::AppState;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +31,7 @@ use stevedore_controllers::service::{
 use stevedore_ctlrt::{Action, Context, Reconciler, StoreChanges};
 use stevedore_model::arn::Scope;
 use stevedore_model::keys;
+use stevedore_store::Store;
 
 /// The service controller on the controller runtime: visits on any ECS
 /// change (debounced), at the reconciler's earliest `wake_at`, and at
@@ -73,20 +81,31 @@ impl Reconciler for ServiceController {
     }
 }
 
-fn internal_cx(state: &Arc<AppState>, scope: &Scope) -> Cx {
-    Cx {
-        state: state.clone(),
-        caller: Arc::new(Caller {
-            scope: scope.clone(),
-            principal_arn: format!(
-                "arn:aws:iam::{}:role/aws-service-role/ecs.amazonaws.com/AWSServiceRoleForECS",
-                scope.account
-            ),
-            access_key_id: String::new(),
-            admin: false,
-        }),
-        now: Timestamp::now(),
-        allow_inactive_task_definition: true,
+/// One tenant's turn in a pass: the server's state, the tenant's scope and
+/// the clock read once for it. Not a caller: the controller acts through
+/// the domain layer, which takes exactly these.
+struct Tenant<'a> {
+    state: &'a AppState,
+    scope: Scope,
+    now: Timestamp,
+}
+
+impl Tenant<'_> {
+    fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    fn store(&self) -> &dyn Store {
+        self.state.store.as_ref()
+    }
+
+    fn launch_env(&self) -> LaunchEnv<'_> {
+        LaunchEnv {
+            store: self.store(),
+            scope: &self.scope,
+            now: self.now,
+            heartbeats: &self.state.heartbeats,
+        }
     }
 }
 
@@ -99,6 +118,15 @@ async fn pass(state: &Arc<AppState>, rt: &Context) -> ApiResult<Option<i64>> {
             keys::controller_services_prefix(),
         ))
         .map_err(crate::error::ApiError::from)?;
+    // What the reconciler needs of history: tasks that stopped within its
+    // memory (older stops are ignored by it), read from the stopped-task
+    // index, so a pass costs live tasks plus one window, not every record.
+    let now = Timestamp::now().as_millis();
+    let recent = crate::history::stopped_since(
+        state.store.as_ref(),
+        now - stevedore_controllers::service::STOP_MEMORY_MS,
+    )?;
+    let mut records_read = 0usize;
     let mut wake: Option<i64> = None;
     // Index keys sort by tenant then cluster, so one cluster's services
     // are consecutive and share one read of its tasks and instances.
@@ -112,11 +140,21 @@ async fn pass(state: &Arc<AppState>, rt: &Context) -> ApiResult<Option<i64>> {
         let Some((scope, cluster, name)) = keys::parse_controller_service(&kv.key) else {
             continue;
         };
-        let cx = internal_cx(state, &scope);
+        let cx = Tenant {
+            state,
+            scope: scope.clone(),
+            now: Timestamp::now(),
+        };
         let fresh = !matches!(&view, Some((s, c, _)) if *s == scope && *c == cluster);
         if fresh {
-            match ClusterView::load(&cx, &cluster) {
-                Ok(v) => view = Some((scope.clone(), cluster.clone(), v)),
+            let stopped = recent
+                .get(&(scope.clone(), cluster.clone()))
+                .map_or(&[][..], Vec::as_slice);
+            match ClusterView::load(&cx, &cluster, stopped) {
+                Ok(v) => {
+                    records_read += v.tasks.len();
+                    view = Some((scope.clone(), cluster.clone(), v))
+                }
                 Err(e) => {
                     tracing::warn!(cluster = %cluster, error = %e.message, "cannot read cluster");
                     view = None;
@@ -135,21 +173,27 @@ async fn pass(state: &Arc<AppState>, rt: &Context) -> ApiResult<Option<i64>> {
             }
         }
     }
+    use std::sync::atomic::Ordering::Relaxed;
+    state.counters.service_passes.fetch_add(1, Relaxed);
+    state
+        .counters
+        .service_task_records_read
+        .store(records_read as u64, Relaxed);
     Ok(wake)
 }
 
-/// What every service of a cluster reads: its tasks, instances and task
-/// protections, as of the start of the cluster's turn in a pass. A
+/// What every service of a cluster reads: its live tasks and recently
+/// stopped ones, instances and task protections, as of the start of the cluster's turn in a pass. A
 /// service's actions never touch another service's tasks, and placement
 /// re-reads instances under compare-and-set, so sharing it is safe.
 struct ClusterView {
     tasks: Vec<Versioned<Task>>,
-    instances: Vec<Versioned<crate::ecs::internal::InstanceRecord>>,
+    instances: Vec<Versioned<InstanceRecord>>,
     protections: BTreeMap<String, ProtectedTask>,
 }
 
 impl ClusterView {
-    fn load(cx: &Cx, cluster: &str) -> ApiResult<ClusterView> {
+    fn load(cx: &Tenant<'_>, cluster: &str, stopped: &[String]) -> ApiResult<ClusterView> {
         let scope = cx.scope();
         let protections = db::all_versioned::<ProtectedTask>(
             cx.store(),
@@ -161,9 +205,19 @@ impl ClusterView {
             Some((arn.rsplit('/').next()?.to_string(), v.value))
         })
         .collect();
+        let mut tasks = crate::live_tasks::live_tasks(cx.store(), scope, cluster)?;
+        for id in stopped {
+            // Collected since the index was read, or (against the
+            // invariant) not STOPPED and so already among the live ones.
+            if let Some(t) = db::get::<Task>(cx.store(), &keys::task(scope, cluster, id))? {
+                if !crate::live_tasks::is_live(&t.value) {
+                    tasks.push(t);
+                }
+            }
+        }
         Ok(ClusterView {
-            tasks: crate::ecs::internal::tasks_in_cluster(cx.store(), scope, cluster)?,
-            instances: crate::ecs::internal::all_instances(cx.store(), scope, cluster)?,
+            tasks,
+            instances: all_instances(cx.store(), scope, cluster)?,
             protections,
         })
     }
@@ -178,11 +232,11 @@ fn health(h: Option<&HealthStatus>) -> Health {
 }
 
 /// Whether any essential container of the definition has a health check.
-fn has_health_check(cx: &Cx, cache: &mut HashMap<String, bool>, td_arn: &str) -> bool {
+fn has_health_check(cx: &Tenant<'_>, cache: &mut HashMap<String, bool>, td_arn: &str) -> bool {
     if let Some(v) = cache.get(td_arn) {
         return *v;
     }
-    let v = crate::ecs::internal::resolve_task_definition(cx.store(), cx.scope(), td_arn)
+    let v = resolve_task_definition(cx.store(), cx.scope(), td_arn)
         .ok()
         .flatten()
         .is_some_and(|(_, td)| {
@@ -199,12 +253,12 @@ fn has_health_check(cx: &Cx, cache: &mut HashMap<String, bool>, td_arn: &str) ->
 }
 
 fn task_view(
-    cx: &Cx,
+    cx: &Tenant<'_>,
     t: &Task,
     protections: &BTreeMap<String, ProtectedTask>,
     checks: &mut HashMap<String, bool>,
 ) -> TaskView {
-    let id = crate::ecs::internal::task_id(t).to_string();
+    let id = task_id(t).to_string();
     let now = cx.now.as_millis();
     let protected = protections.get(&id).is_some_and(|p| {
         p.protection_enabled == Some(true) && p.expiration_date.is_none_or(|e| e.as_millis() > now)
@@ -212,8 +266,9 @@ fn task_view(
     TaskView {
         deployment: t.started_by.clone().unwrap_or_default(),
         instance: t.container_instance_arn.clone().unwrap_or_default(),
-        last_status: t.last_status.clone().unwrap_or_default(),
-        desired_running: t.desired_status.as_deref() == Some("RUNNING"),
+        last_status: crate::live_tasks::last_status(t),
+        desired_running: t.desired_status.as_deref().map(DesiredStatus::from)
+            == Some(DesiredStatus::Running),
         started_at: t.started_at.map(|s| s.as_millis()),
         stopped_at: t.stopped_at.map(|s| s.as_millis()),
         created_at: t.created_at.map(|s| s.as_millis()).unwrap_or(0),
@@ -223,14 +278,14 @@ fn task_view(
             checks,
             t.task_definition_arn.as_deref().unwrap_or_default(),
         ),
-        stop_code: t.stop_code.as_ref().map(|c| c.as_str().to_string()),
+        stop_code: t.stop_code.clone(),
         protected,
         id,
     }
 }
 
 async fn reconcile_service(
-    cx: &Cx,
+    cx: &Tenant<'_>,
     cv: &ClusterView,
     cluster: &str,
     name: &str,
@@ -302,7 +357,7 @@ async fn reconcile_service(
             .is_some_and(|d| d >= config.agent_disconnect_after + lost_after);
         let eligible = match &daemon_launch {
             Some(l) if state == InstanceState::Active => {
-                crate::ecs::internal::fits_constraints(cx, l, &i.value)
+                fits_constraints(&cx.state.heartbeats, l, &i.value)
             }
             _ => true,
         };
@@ -344,33 +399,13 @@ async fn reconcile_service(
     Ok(decision.wake_at)
 }
 
-async fn apply_stops(cx: &Cx, cluster: &str, d: &Decision) -> ApiResult<()> {
+async fn apply_stops(cx: &Tenant<'_>, cluster: &str, d: &Decision) -> ApiResult<()> {
     for s in &d.stops {
-        let key = keys::task(cx.scope(), cluster, &s.task_id);
-        for _ in 0..db::MAX_CAS_RETRIES {
-            let Some(v) = db::get::<Task>(cx.store(), &key)? else {
-                break;
-            };
-            let mut t = v.value;
-            if t.desired_status.as_deref() == Some("STOPPED") {
-                break;
-            }
-            crate::ecs::internal::request_stop(
-                &mut t,
-                s.reason.clone(),
-                TaskStopCode::ServiceSchedulerInitiated,
-                cx.now,
-            );
-            if db::commit(
-                cx.store(),
-                vec![db::unchanged(&key, v.mod_revision)],
-                vec![db::put(&key, &t)],
-            )
-            .await?
-            {
-                break;
-            }
-        }
+        let why = StopReason {
+            code: TaskStopCode::ServiceSchedulerInitiated,
+            reason: s.reason.clone(),
+        };
+        stop::stop_task(cx.store(), cx.scope(), cluster, &s.task_id, why, cx.now).await?;
     }
     Ok(())
 }
@@ -406,18 +441,22 @@ fn placement_message(service: &str, failures: &[Failure]) -> String {
 }
 
 fn is_constraint_failure(f: &Failure) -> bool {
-    let r = f.reason.as_deref().unwrap_or_default();
-    r.contains("constraint") || r.starts_with("ATTRIBUTE")
+    use stevedore_scheduler::reason;
+    matches!(
+        f.reason.as_deref().unwrap_or_default(),
+        reason::ATTRIBUTE | reason::MEMBER_OF | reason::DISTINCT_INSTANCE
+    )
 }
 
 /// Builds the launch for a deployment: the service's placement and tags,
-/// the deployment's task definition and revision settings.
+/// the deployment's task definition and revision settings. A deployment
+/// keeps its revision even if it was deregistered since, as ECS does.
 fn prepare_launch(
-    cx: &Cx,
+    cx: &Tenant<'_>,
     cluster: &str,
     svc: &Service,
     deployment: &stevedore_controllers::state::DeploymentState,
-) -> ApiResult<crate::ecs::internal::Launch> {
+) -> ApiResult<Launch> {
     let rc = RevisionConfig::of(deployment);
     let name = svc.service_name.clone().unwrap_or_default();
     let mut tags = Vec::new();
@@ -426,30 +465,35 @@ fn prepare_launch(
         tags = svc.tags.clone().unwrap_or_default();
         propagate = None;
     }
-    crate::ecs::internal::prepare(
-        cx,
-        Some(cluster),
-        &deployment.task_definition,
-        rc.launch_type.as_ref(),
-        rc.capacity_provider_strategy.as_deref(),
-        None,
-        Some(&service_group(&name)),
-        Some(&deployment.id),
-        &tags,
-        svc.enable_ecs_managed_tags == Some(true),
-        propagate.as_ref(),
-        rc.network_configuration.as_ref(),
-        None,
-        false,
-        (
-            svc.placement_strategy.as_deref().unwrap_or_default(),
-            svc.placement_constraints.as_deref().unwrap_or_default(),
-        ),
+    launch::prepare(
+        &cx.launch_env(),
+        LaunchRequest {
+            allow_inactive_task_definition: true,
+            launch_type: rc.launch_type,
+            capacity_provider_strategy: rc.capacity_provider_strategy,
+            group: Some(service_group(&name)),
+            started_by: Some(deployment.id.clone()),
+            tags,
+            enable_ecs_managed_tags: svc.enable_ecs_managed_tags == Some(true),
+            propagate_tags: propagate,
+            network_configuration: rc.network_configuration,
+            placement_strategy: svc.placement_strategy.clone().unwrap_or_default(),
+            placement_constraints: svc.placement_constraints.clone().unwrap_or_default(),
+            // Set per start in `apply_starts`.
+            ..LaunchRequest::new(
+                Some(cluster.to_string()),
+                deployment.task_definition.clone(),
+                Target::Cluster {
+                    count: 0,
+                    client_token: None,
+                },
+            )
+        },
     )
 }
 
 async fn apply_starts(
-    cx: &Cx,
+    cx: &Tenant<'_>,
     cluster: &str,
     rec: &ServiceRecord,
     d: &mut Decision,
@@ -457,11 +501,12 @@ async fn apply_starts(
     let name = rec.name().to_string();
     let now = cx.now.as_millis();
     let svc = &rec.service;
+    let env = cx.launch_env();
     let mut started: Vec<String> = Vec::new();
     let mut failures: Vec<Failure> = Vec::new();
-    let mut errors: Vec<String> = Vec::new();
+    let mut errors: Vec<LaunchError> = Vec::new();
     // DAEMON starts come one per instance; validate each deployment once.
-    let mut launches: HashMap<String, ApiResult<crate::ecs::internal::Launch>> = HashMap::new();
+    let mut launches: HashMap<String, ApiResult<Launch>> = HashMap::new();
     for s in d.starts.clone() {
         let Some(dep) = d.state.deployment(&s.deployment) else {
             continue;
@@ -469,34 +514,34 @@ async fn apply_starts(
         let launch = launches
             .entry(s.deployment.clone())
             .or_insert_with(|| prepare_launch(cx, cluster, svc, dep));
-        let launch = match launch {
+        let l = match launch {
             Ok(l) => l,
             Err(e) => {
-                errors.push(e.message.clone());
+                errors.push(LaunchError::Failed(e.clone()));
                 continue;
             }
         };
-        let only = s.instance.clone().map(|i| vec![i]);
-        match crate::ecs::internal::launch(cx, launch, s.count as usize, only.as_deref(), None)
-            .await
-        {
-            Ok((tasks, fails)) => {
-                started.extend(
-                    tasks
-                        .iter()
-                        .map(|t| crate::ecs::internal::task_id(t).to_string()),
-                );
+        l.target = match s.instance.clone() {
+            Some(arn) => Target::EachInstance(vec![arn]),
+            None => Target::Cluster {
+                count: s.count as usize,
+                client_token: None,
+            },
+        };
+        match launch::launch(&env, l).await {
+            Ok(out) => {
+                started.extend(out.tasks.iter().map(|t| task_id(t).to_string()));
                 // A DAEMON launch names one instance that eligibility
                 // already vetted; a constraint refusal there is a race
                 // with an attribute change, not something to report.
                 let daemon = s.instance.is_some();
                 failures.extend(
-                    fails
+                    out.failures
                         .into_iter()
                         .filter(|f| !(daemon && is_constraint_failure(f))),
                 );
             }
-            Err(e) => errors.push(e.message.clone()),
+            Err(e) => errors.push(e),
         }
     }
     if !started.is_empty() {
@@ -515,12 +560,13 @@ async fn apply_starts(
         d.state.push_event(now, placement_message(&name, &failures));
     }
     for e in errors {
-        let msg = if e.contains("No Container Instances") {
-            format!(
+        let msg = match e {
+            LaunchError::NoContainerInstances => format!(
                 "(service {name}) was unable to place a task because no container instance met all of its requirements. Reason: {e}"
-            )
-        } else {
-            format!("(service {name}) was unable to place a task. Reason: {e}")
+            ),
+            LaunchError::Failed(e) => {
+                format!("(service {name}) was unable to place a task. Reason: {}", e.message)
+            }
         };
         d.state.push_event(now, msg);
     }
@@ -528,7 +574,7 @@ async fn apply_starts(
 }
 
 async fn write_record(
-    cx: &Cx,
+    cx: &Tenant<'_>,
     key: &str,
     index_key: &str,
     rec: Versioned<ServiceRecord>,

@@ -91,6 +91,13 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<stevedore_logstore::LogStoreError> for ApiError {
+    fn from(e: stevedore_logstore::LogStoreError) -> Self {
+        tracing::error!(error = %e, "log store failure");
+        ApiError::server(format!("The log store failed: {e}"))
+    }
+}
+
 impl From<stevedore_api::ValidationError> for ApiError {
     fn from(e: stevedore_api::ValidationError) -> Self {
         ApiError::invalid(e.message)

@@ -3,9 +3,10 @@
 //! Attributes live on the instance record, so placement and the
 //! ListContainerInstances filter see a change as soon as it is committed.
 
-use super::clusters::load_active;
-use super::instances::{all_instances, load_instance, view, InstanceRecord};
+use super::instances::view;
 use crate::db;
+use crate::domain::clusters::load_active;
+use crate::domain::instances::{all_instances, load_instance, InstanceRecord};
 use crate::error::{ApiError, ApiResult};
 use crate::state::Cx;
 use stevedore_api::ecs::*;
@@ -143,7 +144,7 @@ async fn edit(cx: &Cx, cluster: &str, attrs: &[Attribute], put: bool) -> ApiResu
 }
 
 pub async fn put_attributes(cx: Cx, req: PutAttributesRequest) -> ApiResult<PutAttributesResponse> {
-    let cluster = load_active(&cx, req.cluster.as_deref())?.value;
+    let cluster = load_active(cx.store(), cx.scope(), req.cluster.as_deref())?.value;
     let name = cluster.cluster_name.clone().unwrap_or_default();
     let attrs = req.attributes.clone().unwrap_or_default();
     edit(&cx, &name, &attrs, true).await?;
@@ -156,7 +157,7 @@ pub async fn delete_attributes(
     cx: Cx,
     req: DeleteAttributesRequest,
 ) -> ApiResult<DeleteAttributesResponse> {
-    let cluster = load_active(&cx, req.cluster.as_deref())?.value;
+    let cluster = load_active(cx.store(), cx.scope(), req.cluster.as_deref())?.value;
     let name = cluster.cluster_name.clone().unwrap_or_default();
     let attrs = req.attributes.clone().unwrap_or_default();
     edit(&cx, &name, &attrs, false).await?;
@@ -169,7 +170,7 @@ pub async fn list_attributes(
     cx: Cx,
     req: ListAttributesRequest,
 ) -> ApiResult<ListAttributesResponse> {
-    let cluster = load_active(&cx, req.cluster.as_deref())?.value;
+    let cluster = load_active(cx.store(), cx.scope(), req.cluster.as_deref())?.value;
     let name = cluster.cluster_name.clone().unwrap_or_default();
     let limit = db::max_results(req.max_results, 100, 100)?;
     if req.target_type.as_ref() != Some(&TargetType::ContainerInstance) {
@@ -244,7 +245,7 @@ pub async fn update_container_instances_state(
     cx: Cx,
     req: UpdateContainerInstancesStateRequest,
 ) -> ApiResult<UpdateContainerInstancesStateResponse> {
-    let cluster = load_active(&cx, req.cluster.as_deref())?.value;
+    let cluster = load_active(cx.store(), cx.scope(), req.cluster.as_deref())?.value;
     let name = cluster.cluster_name.clone().unwrap_or_default();
     let status = match req.status.as_ref().map(|s| s.as_str()) {
         Some("ACTIVE") => "ACTIVE",

@@ -2,41 +2,19 @@
 //! UpdateCluster, UpdateClusterSettings, PutClusterCapacityProviders.
 
 use crate::db::{self, Versioned};
+use crate::domain::clusters::{is_active, load_active, load_any};
 use crate::error::{ApiError, ApiResult};
+use crate::live_tasks::last_status;
 use crate::state::Cx;
+use stevedore_api::agent::TaskStatus;
 use stevedore_api::ecs::*;
-use stevedore_model::arn::{cluster_ref, ClusterRef, Scope};
+use stevedore_model::arn::Scope;
 use stevedore_model::{keys, tags as tag_rules, taskdef::valid_name};
 use stevedore_store::Store;
 
 /// The capacity providers a cluster can name. Stevedore hosts serve both
 /// Fargate providers; FARGATE_SPOT tasks are never interrupted here.
 pub const BUILTIN_CAPACITY_PROVIDERS: &[&str] = &["FARGATE", "FARGATE_SPOT"];
-
-pub(crate) fn is_active(c: &Cluster) -> bool {
-    c.status.as_deref() == Some("ACTIVE")
-}
-
-/// Loads an ACTIVE cluster named by a `cluster` parameter, or answers as
-/// ECS does for missing and inactive clusters.
-pub(crate) fn load_active(cx: &Cx, given: Option<&str>) -> ApiResult<Versioned<Cluster>> {
-    let v = load_any(cx.store(), cx.scope(), given)?.ok_or_else(ApiError::cluster_not_found)?;
-    if !is_active(&v.value) {
-        return Err(ApiError::cluster_inactive());
-    }
-    Ok(v)
-}
-
-pub(crate) fn load_any(
-    store: &dyn Store,
-    scope: &Scope,
-    given: Option<&str>,
-) -> ApiResult<Option<Versioned<Cluster>>> {
-    match cluster_ref(scope, given) {
-        ClusterRef::Foreign => Ok(None),
-        ClusterRef::Name(name) => db::get(store, &keys::cluster(scope, &name)),
-    }
-}
 
 /// Live counts of a cluster's children, computed from the store every
 /// time; nothing is cached that could drift.
@@ -77,7 +55,10 @@ pub fn cluster_counts(store: &dyn Store, scope: &Scope, cluster: &str) -> ApiRes
         Ok(())
     };
     scan(keys::KIND_INSTANCE, &mut |v| {
-        if matches!(str_field(v, "status"), "ACTIVE" | "DRAINING") {
+        if matches!(
+            ContainerInstanceStatus::from(str_field(v, "status")),
+            ContainerInstanceStatus::Active | ContainerInstanceStatus::Draining
+        ) {
             c.registered_instances += 1;
         }
     })?;
@@ -86,8 +67,8 @@ pub fn cluster_counts(store: &dyn Store, scope: &Scope, cluster: &str) -> ApiRes
         let t = t.value;
         let fargate = t.launch_type == Some(LaunchType::Fargate);
         c.live_tasks += 1;
-        match t.last_status.as_deref().unwrap_or_default() {
-            "RUNNING" => {
+        match last_status(&t) {
+            TaskStatus::Running => {
                 c.running_tasks += 1;
                 if fargate {
                     c.running_fargate += 1
@@ -95,7 +76,7 @@ pub fn cluster_counts(store: &dyn Store, scope: &Scope, cluster: &str) -> ApiRes
                     c.running_ec2 += 1
                 }
             }
-            "PROVISIONING" | "PENDING" | "ACTIVATING" => {
+            TaskStatus::Provisioning | TaskStatus::Pending | TaskStatus::Activating => {
                 c.pending_tasks += 1;
                 if fargate {
                     c.pending_fargate += 1
@@ -107,7 +88,7 @@ pub fn cluster_counts(store: &dyn Store, scope: &Scope, cluster: &str) -> ApiRes
         }
     }
     scan(keys::KIND_SERVICE, &mut |v| {
-        let fargate = str_field(v, "launchType") == "FARGATE";
+        let fargate = LaunchType::from(str_field(v, "launchType")) == LaunchType::Fargate;
         match str_field(v, "status") {
             "ACTIVE" => {
                 c.active_services += 1;
@@ -470,7 +451,7 @@ where
 {
     let scope = cx.scope().clone();
     for _ in 0..db::MAX_CAS_RETRIES {
-        let v = load_active(cx, given)?;
+        let v = load_active(cx.store(), cx.scope(), given)?;
         let mut c = v.value.clone();
         f(&mut c)?;
         let key = keys::cluster(&scope, c.cluster_name.as_deref().unwrap_or_default());

@@ -2,140 +2,15 @@
 //! DescribeContainerInstances, ListContainerInstances,
 //! DeregisterContainerInstance, DiscoverPollEndpoint.
 
-use super::clusters::load_active;
-use crate::db::{self, Versioned};
+use crate::db;
+use crate::domain::clusters::load_active;
+use crate::domain::instances::{counts_of, counts_on_instance, load_instance, InstanceRecord};
+use crate::domain::placement;
 use crate::error::{ApiError, ApiResult};
 use crate::state::Cx;
-use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use stevedore_api::ecs::*;
-use stevedore_model::arn::{child_id, Scope};
 use stevedore_model::{keys, tags as tag_rules};
-use stevedore_store::Store;
-
-/// What one placed task reserves on its instance until it stops.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Allocation {
-    pub cpu: i64,
-    pub memory: i64,
-    #[serde(default)]
-    pub ports_tcp: Vec<u16>,
-    #[serde(default)]
-    pub ports_udp: Vec<u16>,
-}
-
-/// A stored container instance: the ECS shape plus the bookkeeping the
-/// server needs. `allocations` is the resource ledger placement commits
-/// against (compare-and-set on this record), so two placements can never
-/// both take the last of an instance's memory or the same host port.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct InstanceRecord {
-    #[serde(flatten)]
-    pub instance: ContainerInstance,
-    pub cluster_name: String,
-    #[serde(default)]
-    pub report_seq: u64,
-    #[serde(default)]
-    pub allocations: BTreeMap<String, Allocation>,
-}
-
-impl InstanceRecord {
-    pub fn id(&self) -> &str {
-        self.instance
-            .container_instance_arn
-            .as_deref()
-            .and_then(|a| a.rsplit('/').next())
-            .unwrap_or_default()
-    }
-
-    pub fn registered(&self, name: &str) -> Option<&Resource> {
-        self.instance
-            .registered_resources
-            .as_deref()
-            .unwrap_or_default()
-            .iter()
-            .find(|r| r.name.as_deref() == Some(name))
-    }
-
-    pub fn registered_int(&self, name: &str) -> i64 {
-        self.registered(name)
-            .map(|r| {
-                r.integer_value
-                    .map(i64::from)
-                    .or(r.long_value)
-                    .or(r.double_value.map(|d| d as i64))
-                    .unwrap_or(0)
-            })
-            .unwrap_or(0)
-    }
-
-    pub fn registered_ports(&self, name: &str) -> BTreeSet<u16> {
-        self.registered(name)
-            .and_then(|r| r.string_set_value.as_ref())
-            .map(|v| v.iter().filter_map(|p| p.parse().ok()).collect())
-            .unwrap_or_default()
-    }
-
-    pub fn is_active(&self) -> bool {
-        self.instance.status.as_deref() == Some("ACTIVE")
-    }
-
-    /// registeredResources minus what placed tasks hold.
-    pub fn remaining(&self) -> Vec<Resource> {
-        let cpu: i64 = self.allocations.values().map(|a| a.cpu).sum();
-        let mem: i64 = self.allocations.values().map(|a| a.memory).sum();
-        let mut tcp = self.registered_ports("PORTS");
-        let mut udp = self.registered_ports("PORTS_UDP");
-        for a in self.allocations.values() {
-            tcp.extend(a.ports_tcp.iter().copied());
-            udp.extend(a.ports_udp.iter().copied());
-        }
-        let int = |name: &str, v: i64| Resource {
-            name: Some(name.into()),
-            r#type: Some("INTEGER".into()),
-            integer_value: Some(v.clamp(i32::MIN as i64, i32::MAX as i64) as i32),
-            ..Default::default()
-        };
-        let set = |name: &str, v: BTreeSet<u16>| Resource {
-            name: Some(name.into()),
-            r#type: Some("STRINGSET".into()),
-            string_set_value: Some(v.iter().map(|p| p.to_string()).collect()),
-            ..Default::default()
-        };
-        vec![
-            int("CPU", self.registered_int("CPU") - cpu),
-            int("MEMORY", self.registered_int("MEMORY") - mem),
-            set("PORTS", tcp),
-            set("PORTS_UDP", udp),
-        ]
-    }
-}
-
-pub(crate) fn load_instance(
-    store: &dyn Store,
-    scope: &Scope,
-    cluster: &str,
-    given: &str,
-) -> ApiResult<Option<(String, Versioned<InstanceRecord>)>> {
-    let Some(id) = child_id(scope, "container-instance", cluster, given) else {
-        return Ok(None);
-    };
-    let key = keys::instance(scope, cluster, &id);
-    Ok(db::get(store, &key)?.map(|v| (key, v)))
-}
-
-pub(crate) fn all_instances(
-    store: &dyn Store,
-    scope: &Scope,
-    cluster: &str,
-) -> ApiResult<Vec<Versioned<InstanceRecord>>> {
-    db::all_versioned(
-        store,
-        &keys::cluster_children_prefix(scope, cluster, keys::KIND_INSTANCE),
-    )
-}
 
 /// The instance as DescribeContainerInstances shows it: live resources,
 /// task counts and connectivity.
@@ -147,22 +22,6 @@ pub(crate) fn view(cx: &Cx, rec: &InstanceRecord, with_tags: bool) -> ApiResult<
         .unwrap_or_default();
     let tasks = crate::live_tasks::live_tasks(cx.store(), cx.scope(), &rec.cluster_name)?;
     Ok(view_with(cx, rec, with_tags, counts_of(&tasks, &arn)))
-}
-
-/// (running, pending) tasks whose containerInstanceArn is `arn`.
-pub(crate) fn counts_of(tasks: &[Versioned<Task>], arn: &str) -> (i32, i32) {
-    let mut c = (0, 0);
-    for t in tasks
-        .iter()
-        .filter(|t| t.value.container_instance_arn.as_deref() == Some(arn))
-    {
-        match t.value.last_status.as_deref() {
-            Some("RUNNING") => c.0 += 1,
-            Some("PROVISIONING") | Some("PENDING") | Some("ACTIVATING") => c.1 += 1,
-            _ => {}
-        }
-    }
-    c
 }
 
 /// `view` with the counts already known, so describing many instances
@@ -266,7 +125,7 @@ pub async fn register(
     cx: Cx,
     req: RegisterContainerInstanceRequest,
 ) -> ApiResult<RegisterContainerInstanceResponse> {
-    let cluster = load_active(&cx, req.cluster.as_deref())?.value;
+    let cluster = load_active(cx.store(), cx.scope(), req.cluster.as_deref())?.value;
     let cluster_name = cluster.cluster_name.clone().unwrap_or_default();
     let resources = req.total_resources.clone().unwrap_or_default();
     validate_resources(&resources)?;
@@ -374,7 +233,7 @@ pub async fn describe(
     cx: Cx,
     req: DescribeContainerInstancesRequest,
 ) -> ApiResult<DescribeContainerInstancesResponse> {
-    let cluster = load_active(&cx, req.cluster.as_deref())?.value;
+    let cluster = load_active(cx.store(), cx.scope(), req.cluster.as_deref())?.value;
     let cluster_name = cluster.cluster_name.clone().unwrap_or_default();
     let given = req.container_instances.clone().unwrap_or_default();
     if given.len() > 100 {
@@ -418,11 +277,11 @@ pub async fn list(
     cx: Cx,
     req: ListContainerInstancesRequest,
 ) -> ApiResult<ListContainerInstancesResponse> {
-    let cluster = load_active(&cx, req.cluster.as_deref())?.value;
+    let cluster = load_active(cx.store(), cx.scope(), req.cluster.as_deref())?.value;
     let cluster_name = cluster.cluster_name.clone().unwrap_or_default();
     let limit = db::max_results(req.max_results, 100, 100)?;
     let filter = match req.filter.as_deref().filter(|f| !f.trim().is_empty()) {
-        Some(f) => Some(super::placement::parse_filter(f)?),
+        Some(f) => Some(placement::parse_filter(f)?),
         None => None,
     };
     let tasks = match filter {
@@ -444,9 +303,13 @@ pub async fn list(
                 Some(want) => s == want.as_str(),
                 None => s != "INACTIVE",
             };
-            let filter_ok = filter
-                .as_ref()
-                .is_none_or(|f| f.matches(&super::placement::snapshot_instance(&cx, &r, &tasks)));
+            let filter_ok = filter.as_ref().is_none_or(|f| {
+                f.matches(&placement::snapshot_instance(
+                    &cx.state.heartbeats,
+                    &r,
+                    &tasks,
+                ))
+            });
             Ok(status_ok && filter_ok)
         },
     )?;
@@ -465,7 +328,7 @@ pub async fn deregister(
     cx: Cx,
     req: DeregisterContainerInstanceRequest,
 ) -> ApiResult<DeregisterContainerInstanceResponse> {
-    let cluster = load_active(&cx, req.cluster.as_deref())?.value;
+    let cluster = load_active(cx.store(), cx.scope(), req.cluster.as_deref())?.value;
     let cluster_name = cluster.cluster_name.clone().unwrap_or_default();
     let given = req.container_instance.clone().unwrap_or_default();
     for _ in 0..db::MAX_CAS_RETRIES {
@@ -477,8 +340,7 @@ pub async fn deregister(
             .container_instance_arn
             .clone()
             .unwrap_or_default();
-        let (running, pending) =
-            super::tasks::counts_on_instance(cx.store(), cx.scope(), &cluster_name, &arn)?;
+        let (running, pending) = counts_on_instance(cx.store(), cx.scope(), &cluster_name, &arn)?;
         if running + pending > 0 && req.force != Some(true) {
             return Err(ApiError::invalid(format!(
                 "Container instance {arn} still has {} tasks. Stop them first, or pass force to deregister anyway (the tasks keep running, unmanaged).",
@@ -507,7 +369,7 @@ pub async fn discover_poll_endpoint(
     req: DiscoverPollEndpointRequest,
 ) -> ApiResult<DiscoverPollEndpointResponse> {
     if req.cluster.is_some() {
-        load_active(&cx, req.cluster.as_deref())?;
+        load_active(cx.store(), cx.scope(), req.cluster.as_deref())?;
     }
     let ep = cx.state.endpoint.clone();
     Ok(DiscoverPollEndpointResponse {

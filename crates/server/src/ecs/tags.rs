@@ -1,10 +1,10 @@
 //! TagResource, UntagResource, ListTagsForResource for the resource types
 //! this build has: clusters, task definitions and services.
 
-use super::clusters::is_active;
 use super::services::record::ServiceRecord;
-use super::task_definitions::TaskDefRecord;
 use crate::db;
+use crate::domain::clusters::is_active;
+use crate::domain::task_definitions::TaskDefRecord;
 use crate::error::{ApiError, ApiResult};
 use crate::state::Cx;
 use stevedore_api::ecs::*;

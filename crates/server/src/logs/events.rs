@@ -1,15 +1,16 @@
 //! Log events: PutLogEvents, GetLogEvents, FilterLogEvents.
 //!
-//! Events of a stream are keys `.../event/GROUP:STREAM:POSITION` where the
-//! position is the timestamp (19 digits) and the stream's ingest sequence
-//! (12 digits), so reading in key order is reading in time order.
+//! Events live in the log store (`stevedore_logstore`), ordered within a
+//! stream by position: timestamp, then the stream's ingest sequence.
 //! GetLogEvents tokens are `f/POSITION` (events after it) and `b/POSITION`
-//! (events before it).
+//! (events before it), the position written as the timestamp (19 digits)
+//! and the sequence (12 digits), as when events were KV keys, so tokens
+//! issued by older versions stay valid.
 
 use super::pattern::Pattern;
-use super::records::{load_group, load_stream, EventRecord, GroupRecord, StreamRecord};
+use super::records::{blocking, load_group, load_stream, GroupRecord, StreamRecord};
 use super::{group_not_found, stream_not_found};
-use crate::db::{self, commit, contention, put, unchanged, MAX_CAS_RETRIES};
+use crate::db;
 use crate::error::{ApiError, ApiResult};
 use crate::state::Cx;
 use stevedore_api::logs::{
@@ -17,8 +18,8 @@ use stevedore_api::logs::{
     GetLogEventsResponse, OutputLogEvent, PutLogEventsRequest, PutLogEventsResponse,
     RejectedLogEventsInfo,
 };
+use stevedore_logstore::{LogStore, NewEvent, Position, ReadRequest, StoredEvent};
 use stevedore_model::keys;
-use stevedore_store::{RangeRequest, Store};
 
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
@@ -29,6 +30,10 @@ const TOO_OLD_MS: i64 = 14 * DAY_MS;
 const TOO_NEW_MS: i64 = 2 * HOUR_MS;
 const MAX_SPAN_MS: i64 = DAY_MS;
 const DEFAULT_EVENTS_LIMIT: usize = 10_000;
+/// Rows a filtering scan reads per log-store query: enough to amortise a
+/// query, few enough that a selective pattern does not hold many in memory.
+const SCAN_PAGE_MIN: usize = 256;
+const SCAN_PAGE_MAX: usize = 4096;
 
 pub async fn put_log_events(cx: Cx, req: PutLogEventsRequest) -> ApiResult<PutLogEventsResponse> {
     if req.entity.is_some() {
@@ -66,141 +71,110 @@ pub async fn put_log_events(cx: Cx, req: PutLogEventsRequest) -> ApiResult<PutLo
     }
     let now = cx.now.as_millis();
     let scope = cx.scope();
-    for _ in 0..MAX_CAS_RETRIES {
-        let Some(group) = load_group(cx.store(), scope, &group_name)? else {
-            return Err(group_not_found());
-        };
-        let Some(stream) = load_stream(cx.store(), scope, &group_name, &stream_name)? else {
-            return Err(stream_not_found());
-        };
-        let cutoff = group.value.retention_cutoff(now);
-        let mut rec: StreamRecord = stream.value;
-        let mut info = RejectedLogEventsInfo::default();
-        let mut ops = Vec::new();
-        for (i, e) in events.iter().enumerate() {
-            let t = ts[i];
-            let idx = i32::try_from(i).unwrap_or(i32::MAX);
-            if t > now + TOO_NEW_MS {
-                info.too_new_log_event_start_index.get_or_insert(idx);
-                continue;
-            }
-            if t < now - TOO_OLD_MS {
-                info.too_old_log_event_end_index = Some(idx);
-                continue;
-            }
-            if t < cutoff {
-                info.expired_log_event_end_index = Some(idx);
-                continue;
-            }
-            let message = e.message.clone().unwrap_or_default();
-            rec.stored_bytes += message.len() as i64;
-            rec.first_event_timestamp = Some(rec.first_event_timestamp.map_or(t, |f| f.min(t)));
-            rec.last_event_timestamp = Some(rec.last_event_timestamp.map_or(t, |l| l.max(t)));
-            rec.last_ingestion_time = Some(now);
-            let key = keys::log_event(scope, &group_name, &stream_name, t, rec.next_seq);
-            rec.next_seq += 1;
-            ops.push(put(
-                key,
-                &EventRecord {
-                    timestamp: t,
-                    ingestion_time: now,
-                    message,
-                },
-            ));
+    let Some(group) = load_group(cx.store(), scope, &group_name)? else {
+        return Err(group_not_found());
+    };
+    let Some(stream) = load_stream(cx.store(), scope, &group_name, &stream_name)? else {
+        return Err(stream_not_found());
+    };
+    let cutoff = group.value.retention_cutoff(now);
+    let mut info = RejectedLogEventsInfo::default();
+    let mut accepted = Vec::with_capacity(events.len());
+    for (i, e) in events.into_iter().enumerate() {
+        let t = ts[i];
+        let idx = i32::try_from(i).unwrap_or(i32::MAX);
+        if t > now + TOO_NEW_MS {
+            info.too_new_log_event_start_index.get_or_insert(idx);
+            continue;
         }
-        let next_sequence_token = Some(format!("{:056}", rec.next_seq));
-        let rejected = (info != RejectedLogEventsInfo::default()).then_some(info);
-        if ops.is_empty() {
-            return Ok(PutLogEventsResponse {
-                next_sequence_token,
-                rejected_log_events_info: rejected,
-                ..Default::default()
-            });
+        if t < now - TOO_OLD_MS {
+            info.too_old_log_event_end_index = Some(idx);
+            continue;
         }
-        let stream_key = keys::log_stream(scope, &group_name, &stream_name);
-        ops.push(put(stream_key.clone(), &rec));
-        let compares = vec![
-            unchanged(stream_key, stream.mod_revision),
-            unchanged(keys::log_group(scope, &group_name), group.mod_revision),
-        ];
-        if commit(cx.store(), compares, ops).await? {
-            return Ok(PutLogEventsResponse {
-                next_sequence_token,
-                rejected_log_events_info: rejected,
-                ..Default::default()
-            });
+        if t < cutoff {
+            info.expired_log_event_end_index = Some(idx);
+            continue;
         }
+        accepted.push(NewEvent {
+            timestamp: t,
+            message: e.message.unwrap_or_default(),
+        });
     }
-    Err(contention())
+    // The log store assigns the sequences and keeps the counters in the
+    // same write as the events, so concurrent calls on one stream need no
+    // compare-and-set here; it returns once the events are durable.
+    let name = stream.value.log_name(scope, &group_name);
+    let stats = blocking(&cx.state.logs, move |logs| {
+        logs.append(&name, now, &accepted)
+    })
+    .await?;
+    let rejected = (info != RejectedLogEventsInfo::default()).then_some(info);
+    Ok(PutLogEventsResponse {
+        next_sequence_token: Some(format!("{:056}", stats.next_seq)),
+        rejected_log_events_info: rejected,
+        ..Default::default()
+    })
 }
 
-/// Reads a stream's events in key order (or reverse) whose timestamps are
-/// in `[lo, hi)`, starting after `start_after` (a full key), keeping those
-/// `keep` accepts, until `limit` are found.
-#[allow(clippy::too_many_arguments)]
+fn position_text(p: Position) -> String {
+    keys::log_event_position(p.timestamp, p.seq)
+}
+
+/// Reads `stream`'s events in `(after, before)` in position order, keeping
+/// those `keep` accepts, until `limit` are kept.
 fn scan(
-    store: &dyn Store,
-    prefix: &str,
-    mut start_after: Option<String>,
-    reverse: bool,
-    lo: i64,
-    hi: Option<i64>,
+    logs: &dyn LogStore,
+    stream: &str,
+    after: Position,
+    before: Option<Position>,
     limit: usize,
-    mut keep: impl FnMut(&str, &EventRecord) -> bool,
-) -> ApiResult<Vec<(String, EventRecord)>> {
+    mut keep: impl FnMut(&StoredEvent) -> bool,
+) -> stevedore_logstore::Result<Vec<StoredEvent>> {
     let mut out = Vec::new();
-    if limit == 0 {
-        return Ok(out);
-    }
-    loop {
-        let batch = store.range(&RangeRequest {
-            prefix: prefix.to_string(),
-            start_after: start_after.clone(),
-            limit: Some(limit.clamp(64, 1000)),
-            reverse,
-        })?;
-        for kv in &batch.kvs {
-            let pos = keys::suffix(&kv.key, prefix);
-            let Some(t) = keys::log_event_position_timestamp(pos) else {
-                continue;
-            };
-            if reverse && t < lo {
-                return Ok(out);
-            }
-            if !reverse && hi.is_some_and(|h| t >= h) {
-                return Ok(out);
-            }
-            if t < lo || hi.is_some_and(|h| t >= h) {
-                continue;
-            }
-            let ev: EventRecord = db::decode(kv)?;
-            if keep(pos, &ev) {
-                out.push((pos.to_string(), ev));
+    let mut after = after;
+    while out.len() < limit {
+        let page_size = (limit - out.len()).clamp(SCAN_PAGE_MIN, SCAN_PAGE_MAX);
+        let page = logs.read(
+            stream,
+            &ReadRequest {
+                after: Some(after),
+                before,
+                reverse: false,
+                limit: page_size,
+            },
+        )?;
+        let full = page.len() == page_size;
+        match page.last() {
+            Some(last) => after = last.position,
+            None => break,
+        }
+        for ev in page {
+            if keep(&ev) {
+                out.push(ev);
                 if out.len() >= limit {
-                    return Ok(out);
+                    break;
                 }
             }
         }
-        match batch.kvs.last() {
-            Some(last) if batch.more => start_after = Some(last.key.clone()),
-            _ => return Ok(out),
+        if !full {
+            break;
         }
     }
+    Ok(out)
 }
 
-fn parse_get_token(token: &str) -> ApiResult<(bool, String)> {
+fn parse_get_token(token: &str) -> ApiResult<(bool, Position)> {
     let bad = || {
         ApiError::invalid(
             "The specified nextToken is not valid: it was not issued by GetLogEvents for this stream.",
         )
     };
     let (dir, pos) = token.split_once('/').ok_or_else(bad)?;
-    if keys::log_event_position_timestamp(pos).is_none() {
-        return Err(bad());
-    }
+    let (timestamp, seq) = keys::parse_log_event_position(pos).ok_or_else(bad)?;
+    let pos = Position::new(timestamp, seq);
     match dir {
-        "f" => Ok((true, pos.to_string())),
-        "b" => Ok((false, pos.to_string())),
+        "f" => Ok((true, pos)),
+        "b" => Ok((false, pos)),
         _ => Err(bad()),
     }
 }
@@ -219,63 +193,60 @@ pub async fn get_log_events(cx: Cx, req: GetLogEventsRequest) -> ApiResult<GetLo
     let Some(group) = load_group(cx.store(), scope, &group_name)? else {
         return Err(group_not_found());
     };
-    if load_stream(cx.store(), scope, &group_name, &stream_name)?.is_none() {
+    let Some(stream) = load_stream(cx.store(), scope, &group_name, &stream_name)? else {
         return Err(stream_not_found());
-    }
+    };
     let limit = db::max_results(req.limit, DEFAULT_EVENTS_LIMIT, DEFAULT_EVENTS_LIMIT)?;
-    let lo = lower_bound(&group.value, now, req.start_time);
-    let hi = req.end_time;
-    let prefix = keys::log_events_prefix(scope, &group_name, &stream_name);
-    let lo_key = format!("{prefix}{}", keys::log_event_position(lo, 0));
-    let hi_key = hi.map(|h| format!("{prefix}{}", keys::log_event_position(h, 0)));
+    let lo = Position::before_time(lower_bound(&group.value, now, req.start_time));
+    let hi = req.end_time.map(Position::before_time);
     let token = req.next_token.as_deref().map(parse_get_token).transpose()?;
     let forward = match &token {
         Some((forward, _)) => *forward,
         None => req.start_from_head.unwrap_or(false),
     };
-    let token_key = token.as_ref().map(|(_, pos)| format!("{prefix}{pos}"));
-    let mut found = if forward {
-        let start = match token_key {
-            Some(t) if t > lo_key => t,
-            _ => lo_key.clone(),
-        };
-        scan(
-            cx.store(),
-            &prefix,
-            Some(start),
-            false,
-            lo,
-            hi,
+    let token_pos = token.map(|(_, pos)| pos);
+    let read = if forward {
+        ReadRequest {
+            after: Some(token_pos.map_or(lo, |t| t.max(lo))),
+            before: hi,
+            reverse: false,
             limit,
-            |_, _| true,
-        )?
+        }
     } else {
-        let start = match (token_key, hi_key) {
+        let before = match (token_pos, hi) {
             (Some(t), Some(h)) => Some(t.min(h)),
             (t, h) => t.or(h),
         };
-        let mut v = scan(cx.store(), &prefix, start, true, lo, hi, limit, |_, _| true)?;
-        v.reverse();
-        v
+        ReadRequest {
+            after: Some(lo),
+            before,
+            reverse: true,
+            limit,
+        }
     };
+    let name = stream.value.log_name(scope, &group_name);
+    let mut found = blocking(&cx.state.logs, move |logs| logs.read(&name, &read)).await?;
+    if !forward {
+        found.reverse();
+    }
     let (next_forward, next_backward) = match (found.first(), found.last()) {
-        (Some((first, _)), Some((last, _))) => (format!("f/{last}"), format!("b/{first}")),
+        (Some(first), Some(last)) => (
+            format!("f/{}", position_text(last.position)),
+            format!("b/{}", position_text(first.position)),
+        ),
         _ => {
             // Nothing (new): hand back the same cursor, so a client that
             // loops until the token repeats stops.
-            let pos = token
-                .as_ref()
-                .map(|(_, p)| p.clone())
-                .unwrap_or_else(|| keys::log_event_position(lo, 0));
+            let pos = position_text(token_pos.unwrap_or(lo));
             (format!("f/{pos}"), format!("b/{pos}"))
         }
     };
     let events = found
-        .drain(..)
-        .map(|(_, e)| OutputLogEvent {
+        .into_iter()
+        .map(|e| OutputLogEvent {
             ingestion_time: Some(e.ingestion_time),
             message: Some(e.message),
-            timestamp: Some(e.timestamp),
+            timestamp: Some(e.position.timestamp),
         })
         .collect();
     Ok(GetLogEventsResponse {
@@ -313,83 +284,102 @@ pub async fn filter_log_events(
     let hi = req.end_time;
 
     let streams_prefix = keys::log_streams_prefix(&scope, &group_name);
-    let mut streams: Vec<String> = match req.log_stream_names {
-        Some(names) => names,
+    let records: Vec<StreamRecord> = match req.log_stream_names {
+        Some(names) => {
+            let mut out = Vec::new();
+            for name in names {
+                if let Some(s) = load_stream(cx.store(), &scope, &group_name, &name)? {
+                    out.push(s.value);
+                }
+            }
+            out
+        }
         None => {
             let prefix = format!(
                 "{streams_prefix}{}",
                 req.log_stream_name_prefix.as_deref().unwrap_or("")
             );
-            cx.store()
-                .range(&RangeRequest::prefix(prefix))?
-                .kvs
-                .iter()
-                .map(|kv| keys::suffix(&kv.key, &streams_prefix).to_string())
+            db::all_versioned::<StreamRecord>(cx.store(), &prefix)?
+                .into_iter()
+                .map(|v| v.value)
                 .collect()
         }
     };
+    // (stream name, its log-store name), sorted by stream name.
+    let mut streams: Vec<(String, String)> = records
+        .iter()
+        .map(|r| (r.name.clone(), r.log_name(&scope, &group_name)))
+        .collect();
     streams.sort();
     streams.dedup();
 
     // Events merge across streams in (timestamp, stream, position) order;
     // the token is that triple of the last event returned.
-    let after: Option<(i64, String, String)> = match req.next_token.as_deref() {
+    let after: Option<(i64, String, Position)> = match req.next_token.as_deref() {
         None => None,
         Some(t) => {
             let text = db::decode_token(t)?;
             let mut parts = text.splitn(2, ':');
-            let pos = parts.next().unwrap_or("").to_string();
+            let pos = parts.next().unwrap_or("");
             let stream = parts.next().unwrap_or("").to_string();
-            let ts = keys::log_event_position_timestamp(&pos).ok_or_else(|| {
+            let (ts, seq) = keys::parse_log_event_position(pos).ok_or_else(|| {
                 ApiError::invalid("Invalid nextToken: it was not issued by FilterLogEvents.")
             })?;
-            Some((ts, stream, pos))
+            Some((ts, stream, Position::new(ts, seq)))
         }
     };
     let scan_lo = after.as_ref().map_or(lo, |(ts, _, _)| lo.max(*ts));
-    let mut merged: Vec<(i64, String, String, EventRecord)> = Vec::new();
-    for stream in &streams {
-        let prefix = keys::log_events_prefix(&scope, &group_name, stream);
-        let start = format!("{prefix}{}", keys::log_event_position(scan_lo, 0));
-        let found = scan(
-            cx.store(),
-            &prefix,
-            Some(start),
-            false,
-            scan_lo,
-            hi,
-            limit + 1,
-            |pos, ev| {
-                let past_token = after.as_ref().is_none_or(|(ts, s, p)| {
-                    (ev.timestamp, stream.as_str(), pos) > (*ts, s.as_str(), p.as_str())
-                });
-                past_token && pattern.matches(&ev.message)
-            },
-        )?;
-        merged.extend(
-            found
-                .into_iter()
-                .map(|(pos, ev)| (ev.timestamp, stream.clone(), pos, ev)),
-        );
-    }
-    merged.sort_by(|a, b| (a.0, &a.1, &a.2).cmp(&(b.0, &b.1, &b.2)));
+    let merged = blocking(&cx.state.logs, move |logs| {
+        let mut merged: Vec<(String, StoredEvent)> = Vec::new();
+        for (stream, log_name) in &streams {
+            let found = scan(
+                logs,
+                log_name,
+                Position::before_time(scan_lo),
+                hi.map(Position::before_time),
+                limit + 1,
+                |ev| {
+                    let past_token = after.as_ref().is_none_or(|(ts, s, p)| {
+                        (ev.position.timestamp, stream.as_str(), ev.position)
+                            > (*ts, s.as_str(), *p)
+                    });
+                    past_token && pattern.matches(&ev.message)
+                },
+            )?;
+            merged.extend(found.into_iter().map(|ev| (stream.clone(), ev)));
+        }
+        merged.sort_by(|a, b| {
+            (a.1.position.timestamp, &a.0, a.1.position).cmp(&(
+                b.1.position.timestamp,
+                &b.0,
+                b.1.position,
+            ))
+        });
+        Ok(merged)
+    })
+    .await?;
+    let mut merged = merged;
     let more = merged.len() > limit;
     merged.truncate(limit);
     let next_token = if more {
-        merged
-            .last()
-            .map(|(_, stream, pos, _)| db::encode_token(&format!("{pos}:{stream}")))
+        merged.last().map(|(stream, ev)| {
+            db::encode_token(&format!("{}:{stream}", position_text(ev.position)))
+        })
     } else {
         None
     };
     let events = merged
         .into_iter()
-        .map(|(_, stream, pos, ev)| FilteredLogEvent {
-            event_id: Some(format!("{pos}{:08}", fnv(&stream) % 100_000_000)),
+        .map(|(stream, ev)| FilteredLogEvent {
+            event_id: Some(format!(
+                "{}{:08}",
+                position_text(ev.position),
+                fnv(&stream) % 100_000_000
+            )),
             ingestion_time: Some(ev.ingestion_time),
             log_stream_name: Some(stream),
             message: Some(ev.message),
-            timestamp: Some(ev.timestamp),
+            timestamp: Some(ev.position.timestamp),
         })
         .collect();
     Ok(FilterLogEventsResponse {

@@ -1,7 +1,9 @@
 //! Log groups: CreateLogGroup, DeleteLogGroup, DescribeLogGroups,
 //! PutRetentionPolicy, DeleteRetentionPolicy.
 
-use super::records::{load_group, GroupRecord, RetentionIndex, StreamRecord, RETENTION_DAYS};
+use super::records::{
+    blocking, load_group, GroupRecord, RetentionIndex, StreamRecord, RETENTION_DAYS,
+};
 use super::{already_exists, check_group_name, group_not_found, Empty};
 use crate::db::{self, commit, contention, put, unchanged, MAX_CAS_RETRIES};
 use crate::error::{ApiError, ApiResult};
@@ -69,14 +71,15 @@ pub async fn delete_log_group(cx: Cx, req: DeleteLogGroupRequest) -> ApiResult<E
             Op::DeletePrefix {
                 prefix: keys::log_streams_prefix(scope, &name),
             },
-            Op::DeletePrefix {
-                prefix: keys::log_group_events_prefix(scope, &name),
-            },
             Op::Delete {
                 key: keys::log_retention_index(scope, &name),
             },
         ];
         if commit(cx.store(), vec![unchanged(key, group.mod_revision)], ops).await? {
+            // Every stream's log-store name starts with its KV key, so the
+            // group's stream prefix covers them all (see delete_log_stream).
+            let prefix = keys::log_streams_prefix(scope, &name);
+            blocking(&cx.state.logs, move |logs| logs.delete_prefix(&prefix)).await?;
             return Ok(Empty {});
         }
     }
@@ -143,13 +146,16 @@ pub async fn describe_log_groups(
     let mut out = Vec::with_capacity(page.kvs.len());
     for kv in &page.kvs {
         let g: GroupRecord = db::decode(kv)?;
-        let stored: i64 = db::all_versioned::<StreamRecord>(
+        let mut stored = 0i64;
+        for s in db::all_versioned::<StreamRecord>(
             cx.store(),
             &keys::log_streams_prefix(&scope, &g.name),
-        )?
-        .iter()
-        .map(|s| s.value.stored_bytes)
-        .sum();
+        )? {
+            stored += cx
+                .logs()
+                .stats(&s.value.log_name(&scope, &g.name))?
+                .stored_bytes;
+        }
         let arn = g.arn(&scope);
         out.push(LogGroup {
             arn: Some(format!("{arn}:*")),

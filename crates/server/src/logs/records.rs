@@ -1,9 +1,11 @@
 //! Stored records of the Logs API and the helpers that read them.
 
 use crate::db::{self, Versioned};
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use stevedore_logstore::LogStore;
 use stevedore_model::arn::Scope;
 use stevedore_model::keys;
 use stevedore_store::Store;
@@ -44,27 +46,66 @@ impl GroupRecord {
     }
 }
 
+/// A stream's KV record. Its events and counters (sequence, stored bytes,
+/// first/last event timestamps) are in the log store under
+/// [`StreamRecord::log_name`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StreamRecord {
     pub name: String,
     pub creation_time: i64,
+    /// Tells this incarnation of the stream from one deleted before it
+    /// with the same name, whose events may outlive its record for a
+    /// moment (a PutLogEvents racing the delete, a crash between the two
+    /// stores) until the sweeper removes them. `None` for streams created
+    /// before the log store existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_id: Option<String>,
+}
+
+impl StreamRecord {
+    /// The stream's name in the log store: its KV key, `#`, its `log_id`.
+    pub fn log_name(&self, scope: &Scope, group: &str) -> String {
+        log_name(
+            &keys::log_stream(scope, group, &self.name),
+            self.log_id.as_deref(),
+        )
+    }
+}
+
+pub fn log_name(stream_key: &str, log_id: Option<&str>) -> String {
+    format!("{stream_key}#{}", log_id.unwrap_or(""))
+}
+
+/// The KV key and `log_id` a log-store stream name was made from.
+pub fn split_log_name(name: &str) -> Option<(&str, Option<&str>)> {
+    let (key, id) = name.rsplit_once('#')?;
+    Some((key, (!id.is_empty()).then_some(id)))
+}
+
+/// The counters an older version kept in the stream record (and an event
+/// per key under `.../event/`); read only to move them to the log store.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LegacyStreamRecord {
+    #[serde(default)]
     pub first_event_timestamp: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub last_event_timestamp: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub last_ingestion_time: Option<i64>,
-    /// Bytes of message text held (what storedBytes reports).
     #[serde(default)]
     pub stored_bytes: i64,
-    /// The ingest sequence of the next event (starts at 1, so position
-    /// `(t, 0)` sorts before every event at `t`).
+    #[serde(default = "first_seq")]
     pub next_seq: u64,
 }
 
-/// One stored event; the key holds the timestamp and sequence.
+fn first_seq() -> u64 {
+    1
+}
+
+/// One event as an older version stored it; the key holds the timestamp
+/// and sequence.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EventRecord {
+pub struct LegacyEventRecord {
     #[serde(rename = "t")]
     pub timestamp: i64,
     #[serde(rename = "i")]
@@ -97,4 +138,17 @@ pub struct RetentionIndex {
     pub region: String,
     pub group: String,
     pub days: i32,
+}
+
+/// Runs log-store work on a blocking thread: appends wait for an fsync and
+/// deletes may touch many rows, neither of which may hold up the runtime.
+pub async fn blocking<T: Send + 'static>(
+    logs: &Arc<dyn LogStore>,
+    f: impl FnOnce(&dyn LogStore) -> stevedore_logstore::Result<T> + Send + 'static,
+) -> ApiResult<T> {
+    let logs = logs.clone();
+    tokio::task::spawn_blocking(move || f(logs.as_ref()))
+        .await
+        .map_err(|e| ApiError::server(format!("log store worker failed: {e}")))?
+        .map_err(ApiError::from)
 }

@@ -1,6 +1,6 @@
 //! Log streams: CreateLogStream, DeleteLogStream, DescribeLogStreams.
 
-use super::records::{load_group, load_stream, GroupRecord, StreamRecord};
+use super::records::{blocking, load_group, load_stream, GroupRecord, StreamRecord};
 use super::{already_exists, check_stream_name, group_not_found, stream_not_found, Empty};
 use crate::db::{self, commit, contention, put, unchanged, MAX_CAS_RETRIES};
 use crate::error::{ApiError, ApiResult};
@@ -9,6 +9,7 @@ use stevedore_api::logs::{
     CreateLogStreamRequest, DeleteLogStreamRequest, DescribeLogStreamsRequest,
     DescribeLogStreamsResponse, LogStream, OrderBy,
 };
+use stevedore_logstore::StreamStats;
 use stevedore_model::arn::Scope;
 use stevedore_model::keys;
 use stevedore_store::{Compare, Op};
@@ -29,11 +30,7 @@ pub async fn create_log_stream(cx: Cx, req: CreateLogStreamRequest) -> ApiResult
         let record = StreamRecord {
             name: stream.clone(),
             creation_time: cx.now.as_millis(),
-            first_event_timestamp: None,
-            last_event_timestamp: None,
-            last_ingestion_time: None,
-            stored_bytes: 0,
-            next_seq: 1,
+            log_id: Some(uuid::Uuid::new_v4().simple().to_string()),
         };
         let compares = vec![
             unchanged(keys::log_group(scope, &group), g.mod_revision),
@@ -58,13 +55,12 @@ pub async fn delete_log_stream(cx: Cx, req: DeleteLogStreamRequest) -> ApiResult
             return Err(stream_not_found());
         };
         let key = keys::log_stream(scope, &group, &stream);
-        let ops = vec![
-            Op::Delete { key: key.clone() },
-            Op::DeletePrefix {
-                prefix: keys::log_events_prefix(scope, &group, &stream),
-            },
-        ];
+        let ops = vec![Op::Delete { key: key.clone() }];
         if commit(cx.store(), vec![unchanged(key, s.mod_revision)], ops).await? {
+            // The record goes first: once it is gone no read finds the
+            // events, and events a crash leaves behind are the sweeper's.
+            let name = s.value.log_name(scope, &group);
+            blocking(&cx.state.logs, move |logs| logs.delete_stream(&name)).await?;
             return Ok(Empty {});
         }
     }
@@ -100,16 +96,24 @@ pub async fn describe_log_streams(
         ));
     }
     let streams_prefix = keys::log_streams_prefix(&scope, &group_name);
-    let (records, next_token): (Vec<StreamRecord>, Option<String>) = if by_time {
+    let with_stats = |s: StreamRecord| -> ApiResult<(StreamRecord, StreamStats)> {
+        let stats = cx.logs().stats(&s.log_name(&scope, &group_name))?;
+        Ok((s, stats))
+    };
+    let (records, next_token): (Vec<(StreamRecord, StreamStats)>, Option<String>) = if by_time {
         // Ordered by (lastEventTimestamp, name); the token is that sort key
         // of the last stream returned, never an offset.
-        let sort_key =
-            |s: &StreamRecord| format!("{:020}/{}", s.last_event_timestamp.unwrap_or(0), s.name);
-        let mut all: Vec<(String, StreamRecord)> =
+        let sort_key = |s: &StreamRecord, st: &StreamStats| {
+            format!("{:020}/{}", st.last_event_timestamp.unwrap_or(0), s.name)
+        };
+        let mut all: Vec<(String, (StreamRecord, StreamStats))> =
             db::all_versioned::<StreamRecord>(cx.store(), &streams_prefix)?
                 .into_iter()
-                .map(|v| (sort_key(&v.value), v.value))
-                .collect();
+                .map(|v| {
+                    let (s, st) = with_stats(v.value)?;
+                    Ok((sort_key(&s, &st), (s, st)))
+                })
+                .collect::<ApiResult<_>>()?;
         all.sort_by(|a, b| a.0.cmp(&b.0));
         if descending {
             all.reverse();
@@ -142,20 +146,20 @@ pub async fn describe_log_streams(
         let records = page
             .kvs
             .iter()
-            .map(db::decode::<StreamRecord>)
+            .map(|kv| with_stats(db::decode::<StreamRecord>(kv)?))
             .collect::<ApiResult<Vec<_>>>()?;
         (records, page.next_token)
     };
     let log_streams = records
         .into_iter()
-        .map(|s| LogStream {
+        .map(|(s, st)| LogStream {
             arn: Some(stream_arn(&scope, &group, &s.name)),
             creation_time: Some(s.creation_time),
-            first_event_timestamp: s.first_event_timestamp,
-            last_event_timestamp: s.last_event_timestamp,
-            last_ingestion_time: s.last_ingestion_time,
+            first_event_timestamp: st.first_event_timestamp,
+            last_event_timestamp: st.last_event_timestamp,
+            last_ingestion_time: st.last_ingestion_time,
             log_stream_name: Some(s.name),
-            stored_bytes: Some(s.stored_bytes),
+            stored_bytes: Some(st.stored_bytes),
             upload_sequence_token: None,
         })
         .collect();

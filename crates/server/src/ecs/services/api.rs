@@ -7,8 +7,10 @@ use super::{
     refuse_unsupported, view, RevisionConfig,
 };
 use crate::db;
-use crate::ecs::clusters::{load_active, load_any};
-use crate::ecs::tasks::{check_platform_version, prepare, tasks_in_cluster};
+use crate::domain::clusters::{load_active, load_any};
+use crate::domain::launch::{self, LaunchRequest, Target};
+use crate::domain::placement::parse_placement;
+use crate::domain::tasks::tasks_in_cluster;
 use crate::error::{ApiError, ApiResult};
 use crate::state::Cx;
 use stevedore_api::ecs::*;
@@ -30,55 +32,63 @@ struct Resolved {
     fargate: bool,
 }
 
+/// The launch a service's tasks get: its revision, group and placement.
+/// Validating a revision is preparing this launch; nothing is placed.
+struct Revision<'a> {
+    cluster: Option<String>,
+    service_name: &'a str,
+    task_definition: String,
+    /// UpdateService keeping the current revision may keep one
+    /// deregistered since, as in ECS; naming one needs it ACTIVE.
+    allow_inactive_task_definition: bool,
+    launch_type: Option<LaunchType>,
+    capacity_provider_strategy: Option<Vec<CapacityProviderStrategyItem>>,
+    network_configuration: Option<NetworkConfiguration>,
+    platform_version: Option<String>,
+    placement_strategy: Vec<PlacementStrategy>,
+    placement_constraints: Vec<PlacementConstraint>,
+}
+
 /// Validates a revision (task definition, launch type or capacity
 /// providers, network configuration, platform version, placement) the way
 /// RunTask validates a launch.
-#[allow(clippy::too_many_arguments)]
-fn resolve_revision(
-    cx: &Cx,
-    cluster: Option<&str>,
-    service_name: &str,
-    task_definition: &str,
-    launch_type: Option<&LaunchType>,
-    strategy: Option<&[CapacityProviderStrategyItem]>,
-    network: Option<&NetworkConfiguration>,
-    platform_version: Option<&str>,
-    placement: (&[PlacementStrategy], &[PlacementConstraint]),
-) -> ApiResult<Resolved> {
-    let strategy = strategy.filter(|s| !s.is_empty());
-    let group = record::service_group(service_name);
-    let l = prepare(
-        cx,
-        cluster,
-        task_definition,
-        launch_type,
-        strategy,
-        None,
-        Some(&group),
-        None,
-        &[],
-        false,
-        None,
-        network,
-        None,
-        false,
-        placement,
+fn resolve_revision(cx: &Cx, r: Revision<'_>) -> ApiResult<Resolved> {
+    let strategy = r.capacity_provider_strategy.filter(|s| !s.is_empty());
+    let l = launch::prepare(
+        &cx.launch_env(),
+        LaunchRequest {
+            allow_inactive_task_definition: r.allow_inactive_task_definition,
+            launch_type: r.launch_type.clone(),
+            capacity_provider_strategy: strategy.clone(),
+            platform_version: r.platform_version,
+            group: Some(record::service_group(r.service_name)),
+            network_configuration: r.network_configuration.clone(),
+            placement_strategy: r.placement_strategy,
+            placement_constraints: r.placement_constraints,
+            ..LaunchRequest::new(
+                r.cluster,
+                r.task_definition,
+                Target::Cluster {
+                    count: 0,
+                    client_token: None,
+                },
+            )
+        },
     )?;
     let mut config = RevisionConfig {
-        network_configuration: network.cloned(),
+        network_configuration: r.network_configuration,
         ..Default::default()
     };
     if let Some(s) = strategy {
-        config.capacity_provider_strategy = Some(s.to_vec());
-    } else if let Some(lt) = launch_type {
-        config.launch_type = Some(lt.clone());
+        config.capacity_provider_strategy = Some(s);
+    } else if let Some(lt) = r.launch_type {
+        config.launch_type = Some(lt);
     } else if l.capacity_provider.is_some() {
         config.capacity_provider_strategy = l.cluster.default_capacity_provider_strategy.clone();
     } else {
         config.launch_type = Some(l.launch_type.clone());
     }
-    config.platform_version =
-        check_platform_version(&l.launch_type, platform_version)?.map(str::to_string);
+    config.platform_version = l.platform_version.clone();
     Ok(Resolved {
         cluster: l.cluster,
         task_definition: l.td.task_definition_arn.clone().unwrap_or_default(),
@@ -169,14 +179,18 @@ pub async fn create_service(cx: Cx, req: CreateServiceRequest) -> ApiResult<Crea
     let constraints = req.placement_constraints.clone().unwrap_or_default();
     let r = resolve_revision(
         &cx,
-        req.cluster.as_deref(),
-        &name,
-        td_ref,
-        req.launch_type.as_ref(),
-        req.capacity_provider_strategy.as_deref(),
-        req.network_configuration.as_ref(),
-        req.platform_version.as_deref(),
-        (&strategies, &constraints),
+        Revision {
+            cluster: req.cluster.clone(),
+            service_name: &name,
+            task_definition: td_ref.to_string(),
+            allow_inactive_task_definition: false,
+            launch_type: req.launch_type.clone(),
+            capacity_provider_strategy: req.capacity_provider_strategy.clone(),
+            network_configuration: req.network_configuration.clone(),
+            platform_version: req.platform_version.clone(),
+            placement_strategy: strategies.clone(),
+            placement_constraints: constraints.clone(),
+        },
     )?;
     if !replica && r.fargate {
         return Err(ApiError::invalid(
@@ -278,7 +292,7 @@ pub async fn update_service(cx: Cx, req: UpdateServiceRequest) -> ApiResult<Upda
     }
     let scope = cx.scope().clone();
     let cluster_name = cluster_name_for(&scope, req.cluster.as_deref(), Some(&given))?;
-    let cluster = load_active(&cx, Some(&cluster_name))?.value;
+    let cluster = load_active(cx.store(), cx.scope(), Some(&cluster_name))?.value;
     let now = cx.now.as_millis();
     for _ in 0..db::MAX_CAS_RETRIES {
         let (key, v) = load_service(cx.store(), &scope, &cluster_name, &given)?
@@ -349,7 +363,7 @@ pub async fn update_service(cx: Cx, req: UpdateServiceRequest) -> ApiResult<Upda
             || req.platform_version.is_some()
             || req.force_new_deployment == Some(true);
         if req.placement_strategy.is_some() || req.placement_constraints.is_some() {
-            crate::ecs::placement::parse_placement(
+            parse_placement(
                 rec.service
                     .placement_strategy
                     .as_deref()
@@ -363,28 +377,28 @@ pub async fn update_service(cx: Cx, req: UpdateServiceRequest) -> ApiResult<Upda
         let mut new_revision = None;
         if revision_touched {
             let td_ref = req.task_definition.clone().unwrap_or(current_td.clone());
-            let strategies = rec.service.placement_strategy.clone().unwrap_or_default();
-            let constraints = rec
-                .service
-                .placement_constraints
-                .clone()
-                .unwrap_or_default();
-            // Keeping the current revision works even if it was
-            // deregistered since, as in ECS; naming one needs it ACTIVE.
-            let mut vcx = cx.clone();
-            vcx.allow_inactive_task_definition = req.task_definition.is_none();
             let r = resolve_revision(
-                &vcx,
-                Some(&cluster_name),
-                &name,
-                &td_ref,
-                launch_type.as_ref(),
-                cps.as_deref(),
-                network.as_ref(),
-                // Keep LATEST/1.4.0 for Fargate; a launch type without
-                // platform versions had none stored.
-                platform_version.as_deref(),
-                (&strategies, &constraints),
+                &cx,
+                Revision {
+                    cluster: Some(cluster_name.clone()),
+                    service_name: &name,
+                    task_definition: td_ref,
+                    // Keeping the current revision works even if it was
+                    // deregistered since, as in ECS; naming one needs it ACTIVE.
+                    allow_inactive_task_definition: req.task_definition.is_none(),
+                    launch_type: launch_type.clone(),
+                    capacity_provider_strategy: cps.clone(),
+                    network_configuration: network.clone(),
+                    // Keep LATEST/1.4.0 for Fargate; a launch type without
+                    // platform versions had none stored.
+                    platform_version: platform_version.clone(),
+                    placement_strategy: rec.service.placement_strategy.clone().unwrap_or_default(),
+                    placement_constraints: rec
+                        .service
+                        .placement_constraints
+                        .clone()
+                        .unwrap_or_default(),
+                },
             )?;
             let changed = r.task_definition != current_td || r.config != current_cfg;
             if changed || req.force_new_deployment == Some(true) {
@@ -443,7 +457,7 @@ pub async fn delete_service(cx: Cx, req: DeleteServiceRequest) -> ApiResult<Dele
     let given = req.service.clone().unwrap_or_default();
     let scope = cx.scope().clone();
     let cluster_name = cluster_name_for(&scope, req.cluster.as_deref(), Some(&given))?;
-    load_active(&cx, Some(&cluster_name))?;
+    load_active(cx.store(), cx.scope(), Some(&cluster_name))?;
     for _ in 0..db::MAX_CAS_RETRIES {
         let (key, v) = load_service(cx.store(), &scope, &cluster_name, &given)?
             .ok_or_else(ApiError::service_not_found)?;
@@ -523,7 +537,7 @@ pub async fn describe_services(
 }
 
 pub async fn list_services(cx: Cx, req: ListServicesRequest) -> ApiResult<ListServicesResponse> {
-    let cluster = load_active(&cx, req.cluster.as_deref())?.value;
+    let cluster = load_active(cx.store(), cx.scope(), req.cluster.as_deref())?.value;
     let cluster_name = cluster.cluster_name.clone().unwrap_or_default();
     let limit = db::max_results(req.max_results, 10, 100)?;
     if req

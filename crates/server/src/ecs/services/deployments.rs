@@ -9,9 +9,9 @@ use super::{
     RevisionConfig,
 };
 use crate::db::{self, Versioned};
-use crate::ecs::clusters::load_any;
-use crate::ecs::task_definitions::resolve;
-use crate::ecs::tasks::tasks_in_cluster;
+use crate::domain::clusters::load_any;
+use crate::domain::task_definitions::resolve;
+use crate::domain::tasks::tasks_in_cluster;
 use crate::error::{ApiError, ApiResult};
 use crate::state::Cx;
 use std::collections::BTreeMap;

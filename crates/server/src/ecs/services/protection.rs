@@ -5,7 +5,7 @@
 
 use super::record;
 use crate::db::{self, Versioned};
-use crate::ecs::clusters::load_active;
+use crate::domain::clusters::load_active;
 use crate::error::{ApiError, ApiResult};
 use crate::state::Cx;
 use stevedore_api::ecs::*;
@@ -77,7 +77,7 @@ pub async fn update_task_protection(
     cx: Cx,
     req: UpdateTaskProtectionRequest,
 ) -> ApiResult<UpdateTaskProtectionResponse> {
-    let cluster = load_active(&cx, req.cluster.as_deref())?.value;
+    let cluster = load_active(cx.store(), cx.scope(), req.cluster.as_deref())?.value;
     let cluster_name = cluster.cluster_name.clone().unwrap_or_default();
     let given = req.tasks.clone().unwrap_or_default();
     check_tasks(&given)?;
@@ -150,7 +150,7 @@ pub async fn get_task_protection(
     cx: Cx,
     req: GetTaskProtectionRequest,
 ) -> ApiResult<GetTaskProtectionResponse> {
-    let cluster = load_active(&cx, req.cluster.as_deref())?.value;
+    let cluster = load_active(cx.store(), cx.scope(), req.cluster.as_deref())?.value;
     let cluster_name = cluster.cluster_name.clone().unwrap_or_default();
     let mut protected = Vec::new();
     let mut failures = Vec::new();

@@ -6,7 +6,7 @@ use super::instances::InstanceRecord;
 use super::tasks::task_id;
 use crate::db::Versioned;
 use crate::error::{ApiError, ApiResult};
-use crate::state::Cx;
+use crate::heartbeat::Heartbeats;
 use std::collections::BTreeSet;
 use stevedore_api::ecs::{Failure, PlacementConstraint, PlacementStrategy, Task};
 use stevedore_model::taskdef::{parse_cpu, parse_memory};
@@ -89,7 +89,7 @@ fn attributes(rec: &InstanceRecord) -> std::collections::BTreeMap<String, Option
 
 /// The scheduler's view of one instance and the tasks on it.
 pub fn snapshot_instance(
-    cx: &Cx,
+    heartbeats: &Heartbeats,
     rec: &InstanceRecord,
     tasks: &[Versioned<Task>],
 ) -> sched::InstanceSnapshot {
@@ -106,7 +106,7 @@ pub fn snapshot_instance(
     s.ec2_instance_id = rec.instance.ec2_instance_id.clone();
     s.status = sched::InstanceStatus::parse(rec.instance.status.as_deref().unwrap_or(""))
         .unwrap_or(sched::InstanceStatus::Inactive);
-    s.agent_connected = cx.state.heartbeats.connected(&arn);
+    s.agent_connected = heartbeats.connected(&arn);
     s.agent_version = rec
         .instance
         .version_info
@@ -158,7 +158,7 @@ pub fn snapshot_instance(
 }
 
 pub fn plan(
-    cx: &Cx,
+    heartbeats: &Heartbeats,
     instances: &[&Versioned<InstanceRecord>],
     tasks: &[Versioned<Task>],
     d: &Demand,
@@ -167,7 +167,7 @@ pub fn plan(
     let snapshot = sched::ClusterSnapshot::new(
         instances
             .iter()
-            .map(|i| snapshot_instance(cx, &i.value, tasks))
+            .map(|i| snapshot_instance(heartbeats, &i.value, tasks))
             .collect(),
     );
     let req = sched::TaskRequest {
@@ -204,8 +204,8 @@ pub fn plan(
 /// Whether `d` could be placed on `rec` if it were the only instance and
 /// its agent were connected (constraints and attributes only when `d`
 /// asks for no resources).
-pub fn fits_alone(cx: &Cx, rec: &InstanceRecord, d: &Demand) -> bool {
-    let mut snap = snapshot_instance(cx, rec, &[]);
+pub fn fits_alone(heartbeats: &Heartbeats, rec: &InstanceRecord, d: &Demand) -> bool {
+    let mut snap = snapshot_instance(heartbeats, rec, &[]);
     snap.agent_connected = true;
     let req = sched::TaskRequest {
         cpu: d.cpu,
