@@ -291,6 +291,14 @@ impl<'a> Generator<'a> {
             writeln!(out, "pub const JSON_VERSION: &str = {jv:?};")?;
         }
 
+        if md.aws_query_compatible.is_some() {
+            writeln!(
+                out,
+                "/// The model is `awsQueryCompatible`: errors also carry `x-amzn-query-error`."
+            )?;
+            writeln!(out, "pub const AWS_QUERY_COMPATIBLE: bool = true;")?;
+        }
+
         self.render_operations(&mut out)?;
         self.render_error_codes(&mut out)?;
 

@@ -29,6 +29,10 @@ pub struct Metadata {
     pub service_id: Option<String>,
     #[serde(default)]
     pub uid: Option<String>,
+    /// Present (as `{}`) on JSON models whose errors must also carry their
+    /// Query error code (`x-amzn-query-error`).
+    #[serde(default)]
+    pub aws_query_compatible: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -210,6 +210,34 @@ impl<'de> Deserialize<'de> for TaskStatus {
     }
 }
 
+/// A name or ARN the server must resolve; empty means the agent is broken.
+fn non_empty(value: &str, path: &str) -> Result<(), crate::ValidationError> {
+    if value.is_empty() {
+        Err(crate::__private::missing(path.to_string()))
+    } else {
+        Ok(())
+    }
+}
+
+impl crate::Validate for PollTasksRequest {
+    fn validate(&self, _path: &str) -> Result<(), crate::ValidationError> {
+        non_empty(&self.cluster, "cluster")?;
+        non_empty(&self.container_instance_arn, "containerInstanceArn")
+    }
+}
+
+impl crate::Validate for ReportTaskStatesRequest {
+    fn validate(&self, _path: &str) -> Result<(), crate::ValidationError> {
+        non_empty(&self.cluster, "cluster")?;
+        non_empty(&self.container_instance_arn, "containerInstanceArn")?;
+        for (i, t) in self.tasks.iter().enumerate() {
+            let path = crate::__private::index("tasks", i);
+            non_empty(&t.task_arn, &crate::__private::join(&path, "taskArn"))?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod task_status_tests {
     use super::TaskStatus;

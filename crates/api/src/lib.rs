@@ -1,4 +1,4 @@
-//! Wire types of the Amazon ECS and CloudWatch Logs JSON 1.1 APIs as Stevedore speaks them.
+//! Wire types of the Amazon ECS, CloudWatch Logs and CloudWatch JSON APIs as Stevedore speaks them.
 //!
 //! The types under [`generated`] come from the botocore models in
 //! `crates/api/model/` via `cargo xtask codegen`; this file holds the
@@ -10,11 +10,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Generated modules, one per model. Regenerate with `cargo xtask codegen`.
 pub mod generated {
+    pub mod cloudwatch;
     pub mod ecs;
     pub mod logs;
 }
 
-pub use generated::{ecs, logs};
+pub use generated::{cloudwatch, ecs, logs};
 
 pub mod agent;
 

@@ -5,11 +5,34 @@
 use crate::db;
 use crate::error::{ApiError, ApiResult};
 use crate::identity::{self, AccessKeyRecord};
+use crate::operation::{call, Wire};
 use crate::state::Cx;
 use serde::{Deserialize, Serialize};
+use stevedore_api::{Validate, ValidationError};
 use stevedore_model::keys;
 
 pub const TARGET_PREFIX: &str = "StevedoreAdmin_20261122";
+
+/// The admin API's operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    CreateAccessKey,
+    ListAccessKeys,
+    DeleteAccessKey,
+    GetDebugCounters,
+}
+
+impl Operation {
+    pub fn from_name(name: &str) -> Option<Operation> {
+        match name {
+            "CreateAccessKey" => Some(Operation::CreateAccessKey),
+            "ListAccessKeys" => Some(Operation::ListAccessKeys),
+            "DeleteAccessKey" => Some(Operation::DeleteAccessKey),
+            "GetDebugCounters" => Some(Operation::GetDebugCounters),
+            _ => None,
+        }
+    }
+}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -18,6 +41,38 @@ struct CreateAccessKeyRequest {
     user_name: Option<String>,
     #[serde(default)]
     admin: bool,
+}
+
+fn invalid(field: &str, message: String) -> ValidationError {
+    ValidationError {
+        field: field.to_string(),
+        message,
+    }
+}
+
+impl Validate for CreateAccessKeyRequest {
+    fn validate(&self, _path: &str) -> Result<(), ValidationError> {
+        if self.account_id.len() != 12 || !self.account_id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid(
+                "accountId",
+                format!("accountId must be 12 digits; got '{}'.", self.account_id),
+            ));
+        }
+        if let Some(u) = &self.user_name {
+            if u.is_empty()
+                || u.len() > 64
+                || !u
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+            {
+                return Err(invalid(
+                    "userName",
+                    format!("userName '{u}' must be 1-64 letters, digits or +=,.@_-."),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Serialize)]
@@ -43,112 +98,116 @@ impl KeyView {
     }
 }
 
+/// ListAccessKeys and GetDebugCounters take no input; anything given is
+/// refused by name.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoInput {}
+
+impl Validate for NoInput {
+    fn validate(&self, _path: &str) -> Result<(), ValidationError> {
+        Ok(())
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ListAccessKeysResponse {
+    access_keys: Vec<KeyView>,
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct DeleteAccessKeyRequest {
     access_key_id: String,
 }
 
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
-    let body = if body.is_empty() {
-        b"{}".as_slice()
-    } else {
-        body
-    };
-    serde_json::from_slice(body).map_err(|e| ApiError::serialization(e.to_string()))
+impl Validate for DeleteAccessKeyRequest {
+    fn validate(&self, _path: &str) -> Result<(), ValidationError> {
+        if self.access_key_id.is_empty() {
+            return Err(invalid(
+                "accessKeyId",
+                "accessKeyId must name an access key.".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
-fn to_json<T: Serialize>(v: &T) -> ApiResult<Vec<u8>> {
-    Ok(db::encode(v))
-}
+#[derive(Serialize)]
+struct Empty {}
 
-pub async fn dispatch(cx: Cx, op: &str, body: &[u8]) -> ApiResult<Vec<u8>> {
+pub(crate) async fn dispatch(cx: Cx, op: Operation, wire: Wire<'_>) -> ApiResult<Vec<u8>> {
     if !cx.caller.admin {
         return Err(ApiError::access_denied(
             "Only an admin access key may use the admin API.",
         ));
     }
-    let store = cx.store();
     match op {
-        "CreateAccessKey" => {
-            let req: CreateAccessKeyRequest = parse(body)?;
-            if req.account_id.len() != 12 || !req.account_id.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(ApiError::invalid(format!(
-                    "accountId must be 12 digits; got '{}'.",
-                    req.account_id
-                )));
-            }
-            if let Some(u) = &req.user_name {
-                if u.is_empty()
-                    || u.len() > 64
-                    || !u
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
-                {
-                    return Err(ApiError::invalid(format!(
-                        "userName '{u}' must be 1-64 letters, digits or +=,.@_-."
-                    )));
-                }
-            }
-            let rec = identity::new_key(&req.account_id, req.user_name, req.admin, cx.now);
-            identity::store_key(store, &rec).await?;
-            to_json(&KeyView::of(&rec, true))
-        }
-        "ListAccessKeys" => {
-            let _: serde_json::Value = parse(body)?;
-            let keys: Vec<KeyView> = identity::all_keys(store)?
-                .iter()
-                .map(|k| KeyView::of(k, false))
-                .collect();
-            to_json(&serde_json::json!({ "accessKeys": keys }))
-        }
-        "DeleteAccessKey" => {
-            let req: DeleteAccessKeyRequest = parse(body)?;
-            if req.access_key_id == cx.caller.access_key_id {
-                return Err(ApiError::invalid(
-                    "A key cannot delete itself; use another admin key.",
-                ));
-            }
-            let key = keys::access_key(&req.access_key_id);
-            let Some(kv) = store.get(&key)? else {
-                return Err(ApiError::resource_not_found(format!(
-                    "Access key {} does not exist.",
-                    req.access_key_id
-                )));
-            };
-            if !db::commit(
-                store,
-                vec![db::unchanged(&key, kv.mod_revision)],
-                vec![stevedore_store::Op::Delete { key }],
-            )
-            .await?
-            {
-                return Err(db::contention());
-            }
-            to_json(&serde_json::json!({}))
-        }
-        "GetDebugCounters" => {
-            let _: serde_json::Value = parse(body)?;
-            use std::sync::atomic::Ordering::Relaxed;
-            let c = &cx.state.counters;
-            let stopped_index = store.count_prefix(keys::stopped_tasks_prefix())?;
-            to_json(&serde_json::json!({
-                "serviceController": {
-                    "passes": c.service_passes.load(Relaxed),
-                    "taskRecordsReadLastPass": c.service_task_records_read.load(Relaxed),
-                },
-                "stoppedTaskCollector": {
-                    "passes": c.gc_passes.load(Relaxed),
-                    "tasksDeleted": c.gc_tasks_deleted.load(Relaxed),
-                },
-                "store": {
-                    "taskRecords": crate::history::count_task_records(store)?,
-                    "stoppedTaskIndexEntries": stopped_index,
-                },
-            }))
-        }
-        _ => Err(ApiError::unknown_operation(format!(
-            "Unknown operation {TARGET_PREFIX}.{op}."
-        ))),
+        Operation::CreateAccessKey => call(cx, wire, create_access_key).await,
+        Operation::ListAccessKeys => call(cx, wire, list_access_keys).await,
+        Operation::DeleteAccessKey => call(cx, wire, delete_access_key).await,
+        Operation::GetDebugCounters => call(cx, wire, get_debug_counters).await,
     }
+}
+
+async fn create_access_key(cx: Cx, req: CreateAccessKeyRequest) -> ApiResult<KeyView> {
+    let rec = identity::new_key(&req.account_id, req.user_name, req.admin, cx.now);
+    identity::store_key(cx.store(), &rec).await?;
+    Ok(KeyView::of(&rec, true))
+}
+
+async fn list_access_keys(cx: Cx, _req: NoInput) -> ApiResult<ListAccessKeysResponse> {
+    let access_keys = identity::all_keys(cx.store())?
+        .iter()
+        .map(|k| KeyView::of(k, false))
+        .collect();
+    Ok(ListAccessKeysResponse { access_keys })
+}
+
+async fn delete_access_key(cx: Cx, req: DeleteAccessKeyRequest) -> ApiResult<Empty> {
+    if req.access_key_id == cx.caller.access_key_id {
+        return Err(ApiError::invalid(
+            "A key cannot delete itself; use another admin key.",
+        ));
+    }
+    let store = cx.store();
+    let key = keys::access_key(&req.access_key_id);
+    let Some(kv) = store.get(&key)? else {
+        return Err(ApiError::resource_not_found(format!(
+            "Access key {} does not exist.",
+            req.access_key_id
+        )));
+    };
+    if !db::commit(
+        store,
+        vec![db::unchanged(&key, kv.mod_revision)],
+        vec![stevedore_store::Op::Delete { key }],
+    )
+    .await?
+    {
+        return Err(db::contention());
+    }
+    Ok(Empty {})
+}
+
+async fn get_debug_counters(cx: Cx, _req: NoInput) -> ApiResult<serde_json::Value> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let store = cx.store();
+    let c = &cx.state.counters;
+    let stopped_index = store.count_prefix(keys::stopped_tasks_prefix())?;
+    Ok(serde_json::json!({
+        "serviceController": {
+            "passes": c.service_passes.load(Relaxed),
+            "taskRecordsReadLastPass": c.service_task_records_read.load(Relaxed),
+        },
+        "stoppedTaskCollector": {
+            "passes": c.gc_passes.load(Relaxed),
+            "tasksDeleted": c.gc_tasks_deleted.load(Relaxed),
+        },
+        "store": {
+            "taskRecords": crate::history::count_task_records(store)?,
+            "stoppedTaskIndexEntries": stopped_index,
+        },
+    }))
 }

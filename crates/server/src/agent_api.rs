@@ -7,6 +7,7 @@ use crate::domain::task_definitions::resolve as resolve_task_definition;
 use crate::domain::tasks::task_id;
 use crate::error::{ApiError, ApiResult};
 use crate::live_tasks::last_status;
+use crate::operation::{call, Wire};
 use crate::state::Cx;
 use std::time::Duration;
 use stevedore_api::agent::*;
@@ -14,18 +15,29 @@ use stevedore_api::ecs::{DesiredStatus, LaunchType, Task, TaskStopCode};
 use stevedore_model::arn::{cluster_ref, ClusterRef};
 use stevedore_model::keys;
 
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::serialization(format!("The request body could not be read: {e}")))
+/// The agent protocol's operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    PollTasks,
+    ReportTaskStates,
 }
 
-pub async fn dispatch(cx: Cx, op: &str, body: &[u8]) -> ApiResult<Vec<u8>> {
+impl Operation {
+    pub fn from_name(name: &str) -> Option<Operation> {
+        match name {
+            "PollTasks" => Some(Operation::PollTasks),
+            "ReportTaskStates" => Some(Operation::ReportTaskStates),
+            _ => None,
+        }
+    }
+}
+
+pub(crate) async fn dispatch(cx: Cx, op: Operation, wire: Wire<'_>) -> ApiResult<Vec<u8>> {
     match op {
-        "PollTasks" => Ok(db::encode(&poll(&cx, parse(body)?).await?)),
-        "ReportTaskStates" => Ok(db::encode(&report(&cx, parse(body)?).await?)),
-        _ => Err(ApiError::unknown_operation(format!(
-            "Unknown operation {TARGET_PREFIX}.{op}."
-        ))),
+        Operation::PollTasks => call(cx, wire, |cx, req| async move { poll(&cx, req).await }).await,
+        Operation::ReportTaskStates => {
+            call(cx, wire, |cx, req| async move { report(&cx, req).await }).await
+        }
     }
 }
 

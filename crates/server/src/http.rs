@@ -1,32 +1,24 @@
-//! AWS JSON 1.1 over HTTP: `POST /` with `X-Amz-Target: Prefix.Operation`.
-//! The request is authenticated, routed by target prefix, parsed into the
-//! operation's typed input and answered with its typed output; handlers
-//! never see HTTP types.
+//! The HTTP server: start-up, the listener, background tasks and graceful
+//! shutdown. Requests are framed, authenticated and routed by the service
+//! table in `crate::edge`; handlers never see HTTP types.
 
 use crate::config::ServerConfig;
-use crate::error::ApiError;
 use crate::heartbeat::Heartbeats;
-use crate::identity::{self, KeyCache, StoreLookup};
-use crate::state::{AppState, Caller, Cx};
-use crate::{admin, agent_api, ecs, logs};
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use crate::identity::{self, KeyCache};
+use crate::logs;
+use crate::state::AppState;
+use axum::extract::DefaultBodyLimit;
 use axum::Router;
-use std::cell::RefCell;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use stevedore_api::Timestamp;
-use stevedore_auth::{AuthError, RequestParts, Verifier};
+use stevedore_auth::Verifier;
 use stevedore_logstore_sqlite::SqliteLogStore;
-use stevedore_model::arn::Scope;
 use stevedore_store_sqlite::SqliteStore;
 use tokio_util::sync::CancellationToken;
 
-const JSON_11: &str = "application/x-amz-json-1.1";
 /// The largest request body we read. ECS's biggest inputs (task
 /// definitions) are capped at 64 KiB; PutLogEvents carries up to 1 MiB of
 /// message text (plus 26 bytes per event), which JSON framing and escaping
@@ -198,185 +190,7 @@ pub async fn serve(
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/_stevedore/health", axum::routing::get(|| async { "ok" }))
-        .fallback(handle)
+        .fallback(crate::edge::handle)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
-}
-
-async fn handle(
-    State(state): State<Arc<AppState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let request_id = uuid::Uuid::new_v4().to_string();
-    let result = process(state, &method, &uri, &headers, &body).await;
-    let (status, body, error_type) = match result {
-        Ok(bytes) => (StatusCode::OK, bytes, None),
-        Err(e) => {
-            if e.status >= 500 {
-                tracing::error!(code = %e.code, message = %e.message, "request failed");
-            } else {
-                tracing::debug!(code = %e.code, message = %e.message, "request refused");
-            }
-            let body = serde_json::to_vec(&serde_json::json!({
-                "__type": e.code,
-                "message": e.message,
-            }))
-            .unwrap_or_default();
-            (
-                StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-                body,
-                Some(e.code),
-            )
-        }
-    };
-    let mut resp = (status, body).into_response();
-    let h = resp.headers_mut();
-    h.insert("content-type", HeaderValue::from_static(JSON_11));
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        h.insert("x-amzn-requestid", v);
-    }
-    if let Some(code) = error_type {
-        if let Ok(v) = HeaderValue::from_str(&code) {
-            h.insert("x-amzn-errortype", v);
-        }
-    }
-    resp
-}
-
-async fn process(
-    state: Arc<AppState>,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Vec<u8>, ApiError> {
-    let caller = authenticate(&state, method, uri, headers, body)?;
-
-    if method != Method::POST || uri.path() != "/" {
-        return Err(ApiError::unknown_operation(format!(
-            "Only POST / is served here (got {method} {}).",
-            uri.path()
-        )));
-    }
-    let target = headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| ApiError::unknown_operation("Missing X-Amz-Target header."))?;
-    let (prefix, op_name) = target
-        .split_once('.')
-        .ok_or_else(|| ApiError::unknown_operation(format!("Unknown operation {target}.")))?;
-
-    let cx = Cx {
-        state: state.clone(),
-        caller: Arc::new(caller.0),
-        now: Timestamp::now(),
-        allow_inactive_task_definition: false,
-    };
-    let service = caller.1;
-    if prefix == stevedore_api::ecs::TARGET_PREFIX {
-        require_service(&service, stevedore_api::ecs::SIGNING_NAME)?;
-        let op = stevedore_api::ecs::Operation::from_name(op_name)
-            .ok_or_else(|| ApiError::unknown_operation(format!("Unknown operation {target}.")))?;
-        ecs::dispatch(cx, op, body).await
-    } else if prefix == stevedore_api::logs::TARGET_PREFIX {
-        require_service(&service, stevedore_api::logs::SIGNING_NAME)?;
-        let op = stevedore_api::logs::Operation::from_name(op_name)
-            .ok_or_else(|| ApiError::unknown_operation(format!("Unknown operation {target}.")))?;
-        logs::dispatch(cx, op, body).await
-    } else if prefix == stevedore_api::agent::TARGET_PREFIX {
-        require_service(&service, stevedore_api::ecs::SIGNING_NAME)?;
-        agent_api::dispatch(cx, op_name, body).await
-    } else if prefix == admin::TARGET_PREFIX {
-        admin::dispatch(cx, op_name, body).await
-    } else {
-        Err(ApiError::unknown_operation(format!(
-            "Unknown operation {target}."
-        )))
-    }
-}
-
-fn require_service(signed_for: &str, expected: &str) -> Result<(), ApiError> {
-    if signed_for == expected {
-        Ok(())
-    } else {
-        Err(ApiError {
-            code: "InvalidSignatureException".into(),
-            message: format!(
-                "Credential should be scoped to correct service: '{expected}' (the request was signed for '{signed_for}')."
-            ),
-            status: 403,
-        })
-    }
-}
-
-fn auth_error(e: AuthError) -> ApiError {
-    ApiError {
-        code: e.code().into(),
-        message: e.to_string(),
-        status: e.http_status(),
-    }
-}
-
-/// SigV4 for every request: the caller's account comes from the key, the
-/// region from the credential scope. Returns the caller and the service the
-/// request was signed for.
-fn authenticate(
-    state: &AppState,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<(Caller, String), ApiError> {
-    let header_pairs: Vec<(&str, &[u8])> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_bytes()))
-        .collect();
-    let parts = RequestParts {
-        method: method.as_str(),
-        path: uri.path(),
-        query: uri.query(),
-        headers: &header_pairs,
-        body,
-    };
-    let now = SystemTime::now();
-    if state.config.accept_any_credentials {
-        let v = state.verifier.parse_only(&parts, now).map_err(auth_error)?;
-        let account = state.config.account_id.clone();
-        return Ok((
-            Caller {
-                principal_arn: format!("arn:aws:iam::{account}:root"),
-                scope: Scope::new(account, v.region),
-                access_key_id: v.access_key_id,
-                admin: true,
-            },
-            v.service,
-        ));
-    }
-    let lookup = StoreLookup {
-        cache: &state.keys,
-        store: state.store.as_ref(),
-        found: RefCell::new(None),
-        failed: RefCell::new(None),
-    };
-    let verified = state.verifier.verify(&parts, now, &lookup);
-    if let Some(e) = lookup.failed.into_inner() {
-        return Err(e);
-    }
-    let v = verified.map_err(auth_error)?;
-    let rec = lookup
-        .found
-        .into_inner()
-        .ok_or_else(|| ApiError::server("verified a key that was not looked up"))?;
-    Ok((
-        Caller {
-            principal_arn: rec.principal_arn(),
-            scope: Scope::new(rec.account_id.clone(), v.region),
-            access_key_id: v.access_key_id,
-            admin: rec.admin,
-        },
-        v.service,
-    ))
 }

@@ -1,14 +1,16 @@
-//! The HTTP edge of the control plane: AWS JSON 1.1 framing, SigV4
-//! authentication, and the ECS operation handlers. This is the only crate
+//! The HTTP edge of the control plane: the service table (per-protocol
+//! framing, SigV4 authentication, routing) and the operation handlers. This is the only crate
 //! that knows HTTP.
 
 pub mod admin;
 pub mod agent_api;
+mod cloudwatch;
 pub mod config;
 pub mod controller;
 pub mod db;
 pub mod domain;
 pub mod ecs;
+mod edge;
 pub mod error;
 pub mod heartbeat;
 pub mod history;

@@ -1,5 +1,8 @@
-//! The one path from request bytes to a typed handler and back, shared by
-//! every JSON 1.1 service on the endpoint (ECS, CloudWatch Logs).
+//! The one path from a request's payload to a typed handler and back,
+//! shared by every service in the table (`crate::edge`): parse the payload
+//! as the protocol frames it into the operation's generated input type,
+//! validate it against the model, run the handler, and frame its output
+//! the same way.
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::Cx;
@@ -7,16 +10,35 @@ use serde::{de::DeserializeOwned, Serialize};
 use std::future::Future;
 use stevedore_api::Validate;
 
-/// Parses the body into the operation's generated input type, validates it
-/// against the model (required members, enum values, ranges: the model's
-/// `InvalidParameterException`), runs the handler and serializes its output.
-pub(crate) async fn call<Req, Resp, F, Fut>(cx: Cx, body: &[u8], f: F) -> ApiResult<Vec<u8>>
+/// A request's payload as its protocol carries it.
+#[derive(Clone, Copy)]
+pub(crate) enum Wire<'a> {
+    /// awsJson1_0 / awsJson1_1: the body is the input as a JSON object.
+    Json(&'a [u8]),
+}
+
+/// Parses the payload into the operation's input type, validates it
+/// against the model (required members, enum values, ranges), runs the
+/// handler and frames its output for the same protocol.
+pub(crate) async fn call<Req, Resp, F, Fut>(cx: Cx, wire: Wire<'_>, f: F) -> ApiResult<Vec<u8>>
 where
     Req: DeserializeOwned + Validate,
     Resp: Serialize,
     F: FnOnce(Cx, Req) -> Fut,
     Fut: Future<Output = ApiResult<Resp>>,
 {
+    match wire {
+        Wire::Json(body) => {
+            let req: Req = parse_json(body)?;
+            req.validate("")?;
+            let resp = f(cx, req).await?;
+            serde_json::to_vec(&resp)
+                .map_err(|e| ApiError::server(format!("could not serialize the response: {e}")))
+        }
+    }
+}
+
+fn parse_json<Req: DeserializeOwned>(body: &[u8]) -> ApiResult<Req> {
     // botocore always sends `{}` for an empty input; be as lenient as AWS
     // with a truly empty body.
     let body = if body.iter().all(u8::is_ascii_whitespace) {
@@ -24,13 +46,9 @@ where
     } else {
         body
     };
-    let req: Req = serde_json::from_slice(body).map_err(|e| {
+    serde_json::from_slice(body).map_err(|e| {
         ApiError::serialization(format!(
             "The request body could not be read as this operation's input: {e}"
         ))
-    })?;
-    req.validate("")?;
-    let resp = f(cx, req).await?;
-    serde_json::to_vec(&resp)
-        .map_err(|e| ApiError::server(format!("could not serialize the response: {e}")))
+    })
 }

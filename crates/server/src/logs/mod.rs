@@ -15,7 +15,7 @@ pub use migrate::move_legacy_events;
 pub use sweeper::{run_sweeper, sweep_once, SWEEP_INTERVAL};
 
 use crate::error::{ApiError, ApiResult};
-use crate::operation::call;
+use crate::operation::{call, Wire};
 use crate::state::Cx;
 use serde::Serialize;
 use stevedore_api::logs::Operation;
@@ -40,20 +40,20 @@ pub const IMPLEMENTED: &[Operation] = &[
 #[derive(Serialize)]
 pub struct Empty {}
 
-pub async fn dispatch(cx: Cx, op: Operation, body: &[u8]) -> ApiResult<Vec<u8>> {
+pub(crate) async fn dispatch(cx: Cx, op: Operation, wire: Wire<'_>) -> ApiResult<Vec<u8>> {
     use Operation as O;
     match op {
-        O::CreateLogGroup => call(cx, body, groups::create_log_group).await,
-        O::DeleteLogGroup => call(cx, body, groups::delete_log_group).await,
-        O::DescribeLogGroups => call(cx, body, groups::describe_log_groups).await,
-        O::PutRetentionPolicy => call(cx, body, groups::put_retention_policy).await,
-        O::DeleteRetentionPolicy => call(cx, body, groups::delete_retention_policy).await,
-        O::CreateLogStream => call(cx, body, streams::create_log_stream).await,
-        O::DeleteLogStream => call(cx, body, streams::delete_log_stream).await,
-        O::DescribeLogStreams => call(cx, body, streams::describe_log_streams).await,
-        O::PutLogEvents => call(cx, body, events::put_log_events).await,
-        O::GetLogEvents => call(cx, body, events::get_log_events).await,
-        O::FilterLogEvents => call(cx, body, events::filter_log_events).await,
+        O::CreateLogGroup => call(cx, wire, groups::create_log_group).await,
+        O::DeleteLogGroup => call(cx, wire, groups::delete_log_group).await,
+        O::DescribeLogGroups => call(cx, wire, groups::describe_log_groups).await,
+        O::PutRetentionPolicy => call(cx, wire, groups::put_retention_policy).await,
+        O::DeleteRetentionPolicy => call(cx, wire, groups::delete_retention_policy).await,
+        O::CreateLogStream => call(cx, wire, streams::create_log_stream).await,
+        O::DeleteLogStream => call(cx, wire, streams::delete_log_stream).await,
+        O::DescribeLogStreams => call(cx, wire, streams::describe_log_streams).await,
+        O::PutLogEvents => call(cx, wire, events::put_log_events).await,
+        O::GetLogEvents => call(cx, wire, events::get_log_events).await,
+        O::FilterLogEvents => call(cx, wire, events::filter_log_events).await,
         other => Err(ApiError::new(
             "InvalidOperationException",
             format!(

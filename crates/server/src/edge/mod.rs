@@ -1,0 +1,331 @@
+//! The service table at the edge. Every API on the endpoint is a row
+//! ([`Service`]): its SigV4 signing name, its wire protocol and its
+//! dispatcher. A request is matched to a row (JSON protocols by the
+//! `X-Amz-Target` prefix), authenticated, checked against the row's
+//! signing name, and handed to the row's dispatcher, which resolves the
+//! operation and runs it through `operation::call`. Framing of answers and
+//! errors belongs to the protocol, never to a handler.
+
+mod json;
+mod table;
+
+use crate::error::ApiError;
+use crate::identity::StoreLookup;
+use crate::operation::Wire;
+use crate::state::{AppState, Caller, Cx};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::SystemTime;
+use stevedore_api::Timestamp;
+use stevedore_auth::{AuthError, RequestParts};
+use stevedore_model::arn::Scope;
+
+pub(crate) use table::SERVICES;
+
+/// The running operation a dispatcher returns.
+pub(crate) type BoxFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Vec<u8>, ApiError>> + Send + 'a>>;
+
+/// Resolves an operation name; `None` when the service has no such
+/// operation (the edge answers in the protocol's own "unknown operation"
+/// shape).
+pub(crate) type Dispatch = for<'a> fn(Cx, &'a str, Wire<'a>) -> Option<BoxFuture<'a>>;
+
+/// How a service frames requests, answers and errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// `POST /`, `X-Amz-Target: PREFIX.Operation`, JSON bodies with
+    /// content type `application/x-amz-json-1.0`. `query_compatible`
+    /// (the model's `awsQueryCompatible`) adds `x-amzn-query-error`.
+    AwsJson1_0 {
+        target_prefix: &'static str,
+        query_compatible: bool,
+    },
+    /// As 1.0, content type `application/x-amz-json-1.1`.
+    AwsJson1_1 { target_prefix: &'static str },
+}
+
+impl Protocol {
+    fn target_prefix(&self) -> &'static str {
+        match self {
+            Protocol::AwsJson1_0 { target_prefix, .. } | Protocol::AwsJson1_1 { target_prefix } => {
+                target_prefix
+            }
+        }
+    }
+}
+
+/// One row of the table.
+pub struct Service {
+    /// Names the service in the server's logs.
+    pub name: &'static str,
+    /// The credential scope's service a request must be signed for.
+    pub signing_name: &'static str,
+    pub protocol: Protocol,
+    pub(crate) dispatch: Dispatch,
+}
+
+/// `Sender` for a client's fault (4xx), `Receiver` for ours (5xx): the
+/// Query protocol's error `Type`.
+pub(crate) fn fault(status: u16) -> &'static str {
+    if status >= 500 {
+        "Receiver"
+    } else {
+        "Sender"
+    }
+}
+
+/// The row whose `X-Amz-Target` prefix is `prefix`.
+fn by_target_prefix(prefix: &str) -> Option<&'static Service> {
+    SERVICES
+        .iter()
+        .find(|s| s.protocol.target_prefix() == prefix)
+}
+
+/// How an answer is framed: the matched row's protocol, or JSON 1.1 when
+/// no row matched (what every SDK of the ECS family can read).
+#[derive(Clone, Copy)]
+enum Frame {
+    Json {
+        content_type: &'static str,
+        query_compatible: bool,
+    },
+}
+
+impl Frame {
+    fn of(protocol: Protocol) -> Frame {
+        match protocol {
+            Protocol::AwsJson1_0 {
+                query_compatible, ..
+            } => Frame::Json {
+                content_type: json::CONTENT_TYPE_1_0,
+                query_compatible,
+            },
+            Protocol::AwsJson1_1 { .. } => Frame::Json {
+                content_type: json::CONTENT_TYPE_1_1,
+                query_compatible: false,
+            },
+        }
+    }
+
+    const FALLBACK: Frame = Frame::Json {
+        content_type: json::CONTENT_TYPE_1_1,
+        query_compatible: false,
+    };
+}
+
+/// What the request asks for, read from its headers before anything else
+/// so that even an authentication failure is framed as the client expects.
+enum Route<'r> {
+    /// `X-Amz-Target: PREFIX.Operation`; the row when the prefix is known.
+    Target {
+        target: &'r str,
+        service: Option<&'static Service>,
+        op: &'r str,
+    },
+    /// Neither framing.
+    Unframed,
+}
+
+fn route<'r>(headers: &'r HeaderMap) -> Route<'r> {
+    let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) else {
+        return Route::Unframed;
+    };
+    let (prefix, op) = target.split_once('.').unwrap_or((target, ""));
+    Route::Target {
+        target,
+        service: by_target_prefix(prefix),
+        op,
+    }
+}
+
+/// The axum fallback: every API request.
+pub(crate) async fn handle(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let route = route(&headers);
+    let service = match &route {
+        Route::Target {
+            service: Some(s), ..
+        } => Some(*s),
+        _ => None,
+    };
+    let frame = service.map_or(Frame::FALLBACK, |s| Frame::of(s.protocol));
+    let service_name = service.map_or("-", |s| s.name);
+    let result = process(state, &method, &uri, &headers, &body, route).await;
+    let (status, body, error) = match result {
+        Ok(bytes) => (StatusCode::OK, bytes, None),
+        Err(e) => {
+            if e.status >= 500 {
+                tracing::error!(service = service_name, code = %e.code, message = %e.message, "request failed");
+            } else {
+                tracing::debug!(service = service_name, code = %e.code, message = %e.message, "request refused");
+            }
+            let body = match frame {
+                Frame::Json { .. } => json::error_body(&e),
+            };
+            (
+                StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                body,
+                Some(e),
+            )
+        }
+    };
+    let mut resp = (status, body).into_response();
+    let h = resp.headers_mut();
+    match frame {
+        Frame::Json {
+            content_type,
+            query_compatible,
+        } => {
+            h.insert("content-type", HeaderValue::from_static(content_type));
+            if let Some(e) = &error {
+                json::error_headers(h, e, query_compatible);
+            }
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        h.insert("x-amzn-requestid", v);
+    }
+    resp
+}
+
+async fn process(
+    state: Arc<AppState>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    route: Route<'_>,
+) -> Result<Vec<u8>, ApiError> {
+    let (caller, signed_for) = authenticate(&state, method, uri, headers, body)?;
+    if method != Method::POST || uri.path() != "/" {
+        return Err(ApiError::unknown_operation(format!(
+            "Only POST / is served here (got {method} {}).",
+            uri.path()
+        )));
+    }
+    let cx = Cx {
+        state,
+        caller: Arc::new(caller),
+        now: Timestamp::now(),
+        allow_inactive_task_definition: false,
+    };
+    match route {
+        Route::Unframed => Err(ApiError::unknown_operation("Missing X-Amz-Target header.")),
+        Route::Target {
+            target,
+            service: None,
+            ..
+        } => Err(ApiError::unknown_operation(format!(
+            "Unknown operation {target}."
+        ))),
+        Route::Target {
+            target,
+            service: Some(service),
+            op,
+        } => {
+            require_service(&signed_for, service.signing_name)?;
+            match (service.dispatch)(cx, op, Wire::Json(body)) {
+                Some(running) => running.await,
+                None => Err(ApiError::unknown_operation(format!(
+                    "Unknown operation {target}."
+                ))),
+            }
+        }
+    }
+}
+
+fn require_service(signed_for: &str, expected: &str) -> Result<(), ApiError> {
+    if signed_for == expected {
+        Ok(())
+    } else {
+        Err(ApiError {
+            code: "InvalidSignatureException".into(),
+            message: format!(
+                "Credential should be scoped to correct service: '{expected}' (the request was signed for '{signed_for}')."
+            ),
+            status: 403,
+        })
+    }
+}
+
+fn auth_error(e: AuthError) -> ApiError {
+    ApiError {
+        code: e.code().into(),
+        message: e.to_string(),
+        status: e.http_status(),
+    }
+}
+
+/// SigV4 for every request: the caller's account comes from the key, the
+/// region from the credential scope. Returns the caller and the service the
+/// request was signed for.
+fn authenticate(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Caller, String), ApiError> {
+    let header_pairs: Vec<(&str, &[u8])> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_bytes()))
+        .collect();
+    let parts = RequestParts {
+        method: method.as_str(),
+        path: uri.path(),
+        query: uri.query(),
+        headers: &header_pairs,
+        body,
+    };
+    let now = SystemTime::now();
+    if state.config.accept_any_credentials {
+        let v = state.verifier.parse_only(&parts, now).map_err(auth_error)?;
+        let account = state.config.account_id.clone();
+        return Ok((
+            Caller {
+                principal_arn: format!("arn:aws:iam::{account}:root"),
+                scope: Scope::new(account, v.region),
+                access_key_id: v.access_key_id,
+                admin: true,
+            },
+            v.service,
+        ));
+    }
+    let lookup = StoreLookup {
+        cache: &state.keys,
+        store: state.store.as_ref(),
+        found: RefCell::new(None),
+        failed: RefCell::new(None),
+    };
+    let verified = state.verifier.verify(&parts, now, &lookup);
+    if let Some(e) = lookup.failed.into_inner() {
+        return Err(e);
+    }
+    let v = verified.map_err(auth_error)?;
+    let rec = lookup
+        .found
+        .into_inner()
+        .ok_or_else(|| ApiError::server("verified a key that was not looked up"))?;
+    Ok((
+        Caller {
+            principal_arn: rec.principal_arn(),
+            scope: Scope::new(rec.account_id.clone(), v.region),
+            access_key_id: v.access_key_id,
+            admin: rec.admin,
+        },
+        v.service,
+    ))
+}
