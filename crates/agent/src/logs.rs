@@ -663,10 +663,76 @@ pub async fn ship(
     });
 }
 
+/// Where a follower is in a container's output, so that following again
+/// (after an engine hiccup, or for the final pass after exit) neither
+/// repeats nor misses a line. Timestamps alone cannot say it: Docker
+/// stamps stdout and stderr in separate copiers, so the file's order is
+/// not the timestamps' order (a stderr line written last can carry an
+/// earlier stamp than the stdout lines before it in the file), and lines
+/// can share a stamp. Positions can: a follow from second `S` returns the
+/// file's lines stamped at or after `S`, in file order, and what was read
+/// before is a prefix of the file, so the first `k` of them are exactly
+/// the `k` lines already read with a stamp at or after `S`. `S` is one
+/// second before the newest stamp read, which only assumes the copiers
+/// are less than a second apart.
+#[derive(Debug, Default)]
+pub struct ReadPosition {
+    /// The agent's checkpoint: lines stamped at or before it were shipped
+    /// by an earlier agent process (at-least-once across agent restarts).
+    resume_after_ns: Option<u64>,
+    /// Stamps of the lines read, oldest first, trimmed to the last
+    /// seconds before the newest.
+    recent: VecDeque<u64>,
+    newest_ns: u64,
+    read_any: bool,
+}
+
+const NS_PER_SEC: u64 = 1_000_000_000;
+
+impl ReadPosition {
+    pub fn new(resume_after_ns: Option<u64>) -> Self {
+        ReadPosition {
+            resume_after_ns,
+            ..Default::default()
+        }
+    }
+
+    fn window_start(&self) -> u64 {
+        (self.newest_ns / NS_PER_SEC).saturating_sub(1) * NS_PER_SEC
+    }
+
+    /// Where to follow from (lines strictly after it, in ns) and how many
+    /// of the lines that follow were read already.
+    pub fn refollow(&self) -> (Option<u64>, usize) {
+        if !self.read_any {
+            return (self.resume_after_ns, 0);
+        }
+        let start = self.window_start();
+        let skip = self.recent.iter().filter(|&&t| t >= start).count();
+        (Some(start.saturating_sub(1)), skip)
+    }
+
+    /// A line an earlier agent process shipped.
+    pub fn before_resume(&self, ts_ns: u64) -> bool {
+        self.resume_after_ns.is_some_and(|r| ts_ns <= r)
+    }
+
+    /// A line was read.
+    pub fn read(&mut self, ts_ns: u64) {
+        self.read_any = true;
+        self.newest_ns = self.newest_ns.max(ts_ns);
+        self.recent.push_back(ts_ns);
+        let start = self.window_start();
+        while self.recent.front().is_some_and(|&t| t < start) {
+            self.recent.pop_front();
+        }
+    }
+}
+
 /// Follows the container's output into the buffer until the container
 /// has exited (or is gone), re-following after engine hiccups.
 async fn read_lines(job: &ShipJob, runtime: &dyn ContainerRuntime, shared: &Shared) {
-    let mut since = job.since_ns.map(from_nanos);
+    let mut position = ReadPosition::new(job.since_ns);
     let non_blocking = job.config.mode == LogMode::NonBlocking;
     let limit = if non_blocking {
         job.config.max_buffer_bytes
@@ -675,7 +741,8 @@ async fn read_lines(job: &ShipJob, runtime: &dyn ContainerRuntime, shared: &Shar
     };
     let mut final_pass = false;
     loop {
-        let mut lines = runtime.logs(&job.container_id, since);
+        let (since, mut skip) = position.refollow();
+        let mut lines = runtime.logs(&job.container_id, since.map(from_nanos));
         let mut failed = false;
         while let Some(item) = lines.next().await {
             let line = match item {
@@ -686,7 +753,15 @@ async fn read_lines(job: &ShipJob, runtime: &dyn ContainerRuntime, shared: &Shar
                     break;
                 }
             };
-            since = Some(line.timestamp);
+            let ts = nanos(line.timestamp);
+            if position.before_resume(ts) {
+                continue;
+            }
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            position.read(ts);
             {
                 let mut st = shared.lock();
                 st.read_bytes += line.consumed.bytes;
@@ -924,6 +999,85 @@ mod tests {
             stevedore_runtime::split_message("", 10),
             vec![String::new()]
         );
+    }
+
+    /// Replays a follow over `file` (stamps in file order) the way the
+    /// engine does: the lines stamped strictly after `since`.
+    fn follow(file: &[u64], since: Option<u64>) -> Vec<u64> {
+        file.iter()
+            .copied()
+            .filter(|&t| since.is_none_or(|s| t > s))
+            .collect()
+    }
+
+    fn read_all(file: &[u64], cut: usize, resume: Option<u64>) -> Vec<u64> {
+        let mut pos = ReadPosition::new(resume);
+        let mut got = Vec::new();
+        // The first follow stops short after `cut` lines.
+        for pass in 0..2 {
+            let (since, mut skip) = pos.refollow();
+            let lines = follow(file, since);
+            let take = if pass == 0 { cut } else { usize::MAX };
+            for t in lines.into_iter().take(take) {
+                if pos.before_resume(t) {
+                    continue;
+                }
+                if skip > 0 {
+                    skip -= 1;
+                    continue;
+                }
+                pos.read(t);
+                got.push(t);
+            }
+        }
+        got
+    }
+
+    #[test]
+    fn refollow_neither_repeats_nor_misses_out_of_order_stamps() {
+        let s = NS_PER_SEC;
+        // stdout lines 1..=6 stamped in order, a stderr line written to
+        // the file after them but stamped between 2 and 3, and two lines
+        // that share a stamp.
+        let file = [
+            5 * s + 1,
+            5 * s + 2,
+            5 * s + 4,
+            5 * s + 5,
+            5 * s + 5,
+            6 * s + 1,
+            5 * s + 3,
+            6 * s + 2,
+        ];
+        for cut in 0..=file.len() {
+            assert_eq!(read_all(&file, cut, None), file.to_vec(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn refollow_after_restart_keeps_the_checkpoint() {
+        let s = NS_PER_SEC;
+        let file = [5 * s + 1, 5 * s + 2, 5 * s + 3, 6 * s + 1, 6 * s + 2];
+        for cut in 0..=3 {
+            assert_eq!(
+                read_all(&file, cut, Some(5 * s + 2)),
+                vec![5 * s + 3, 6 * s + 1, 6 * s + 2],
+                "cut at {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn read_position_forgets_old_stamps() {
+        let mut pos = ReadPosition::new(None);
+        for i in 0..10_000u64 {
+            pos.read(i * NS_PER_SEC / 1000);
+        }
+        // Ten seconds of lines; at most the last two seconds are kept.
+        assert!(pos.recent.len() <= 2001, "{}", pos.recent.len());
+        let (since, skip) = pos.refollow();
+        assert_eq!(since, Some(8 * NS_PER_SEC - 1));
+        assert_eq!(skip, 2000);
     }
 
     #[test]
