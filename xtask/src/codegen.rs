@@ -299,6 +299,26 @@ impl<'a> Generator<'a> {
             writeln!(out, "pub const AWS_QUERY_COMPATIBLE: bool = true;")?;
         }
 
+        if md.protocol == "query" || md.aws_query_compatible.is_some() {
+            writeln!(
+                out,
+                "/// The model as the Query codec reads it (awsQuery requests and XML answers)."
+            )?;
+            writeln!(
+                out,
+                "pub fn query_model() -> &'static crate::query::QueryModel {{"
+            )?;
+            writeln!(
+                out,
+                "    static MODEL: std::sync::OnceLock<crate::query::QueryModel> = std::sync::OnceLock::new();"
+            )?;
+            writeln!(
+                out,
+                "    MODEL.get_or_init(|| crate::query::QueryModel::from_json(include_str!(\"../../model/{source}\")).expect(\"the model in crates/api/model reads as a Query model (tested)\"))"
+            )?;
+            writeln!(out, "}}")?;
+        }
+
         self.render_operations(&mut out)?;
         self.render_error_codes(&mut out)?;
 

@@ -1,4 +1,4 @@
-//! Wire types of the Amazon ECS, CloudWatch Logs and CloudWatch JSON APIs as Stevedore speaks them.
+//! Wire types of the APIs Stevedore speaks (ECS, CloudWatch Logs and CloudWatch over JSON; STS and ELBv2 over Query), and the Query codec ([`query`]).
 //!
 //! The types under [`generated`] come from the botocore models in
 //! `crates/api/model/` via `cargo xtask codegen`; this file holds the
@@ -12,12 +12,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub mod generated {
     pub mod cloudwatch;
     pub mod ecs;
+    pub mod elbv2;
     pub mod logs;
+    pub mod sts;
 }
 
-pub use generated::{cloudwatch, ecs, logs};
+pub use generated::{cloudwatch, ecs, elbv2, logs, sts};
 
 pub mod agent;
+pub mod query;
 
 /// A point in time, stored as milliseconds since the Unix epoch.
 ///

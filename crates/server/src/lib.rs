@@ -20,6 +20,7 @@ pub mod live_tasks;
 pub mod logs;
 mod operation;
 pub mod state;
+mod sts;
 
 pub use config::ServerConfig;
 pub use http::{serve, Server};

@@ -8,6 +8,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::Cx;
 use serde::{de::DeserializeOwned, Serialize};
 use std::future::Future;
+use stevedore_api::query::QueryModel;
 use stevedore_api::Validate;
 
 /// A request's payload as its protocol carries it.
@@ -15,7 +16,18 @@ use stevedore_api::Validate;
 pub(crate) enum Wire<'a> {
     /// awsJson1_0 / awsJson1_1: the body is the input as a JSON object.
     Json(&'a [u8]),
+    /// awsQuery: the form parameters other than `Action` and `Version`,
+    /// read through the service's model; the answer is its XML document.
+    Query {
+        action: &'a str,
+        params: &'a [(String, String)],
+        model: &'static QueryModel,
+        request_id: &'a str,
+    },
 }
+
+/// The Query family's code for input that does not fit the operation.
+pub(crate) const QUERY_VALIDATION_ERROR: &str = "ValidationError";
 
 /// Parses the payload into the operation's input type, validates it
 /// against the model (required members, enum values, ranges), runs the
@@ -34,6 +46,30 @@ where
             let resp = f(cx, req).await?;
             serde_json::to_vec(&resp)
                 .map_err(|e| ApiError::server(format!("could not serialize the response: {e}")))
+        }
+        Wire::Query {
+            action,
+            params,
+            model,
+            request_id,
+        } => {
+            let invalid = |message: String| ApiError::new(QUERY_VALIDATION_ERROR, message);
+            let tree = model
+                .decode_input(action, params)
+                .map_err(|e| invalid(e.0))?;
+            let req: Req = serde_json::from_value(tree).map_err(|e| {
+                invalid(format!(
+                    "The parameters could not be read as {action}'s input: {e}"
+                ))
+            })?;
+            req.validate("").map_err(|e| invalid(e.message))?;
+            let resp = f(cx, req).await?;
+            let tree = serde_json::to_value(&resp)
+                .map_err(|e| ApiError::server(format!("could not serialize the response: {e}")))?;
+            let xml = model
+                .encode_output(action, &tree, request_id)
+                .map_err(|e| ApiError::server(format!("could not write the response: {e}")))?;
+            Ok(xml.into_bytes())
         }
     }
 }

@@ -13,6 +13,14 @@ pub const SIGNING_NAME: &str = "monitoring";
 pub const JSON_VERSION: &str = "1.0";
 /// The model is `awsQueryCompatible`: errors also carry `x-amzn-query-error`.
 pub const AWS_QUERY_COMPATIBLE: bool = true;
+/// The model as the Query codec reads it (awsQuery requests and XML answers).
+pub fn query_model() -> &'static crate::query::QueryModel {
+    static MODEL: std::sync::OnceLock<crate::query::QueryModel> = std::sync::OnceLock::new();
+    MODEL.get_or_init(|| {
+        crate::query::QueryModel::from_json(include_str!("../../model/cloudwatch-2010-08-01.json"))
+            .expect("the model in crates/api/model reads as a Query model (tested)")
+    })
+}
 
 /// The operations of the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -1,12 +1,14 @@
 //! The service table at the edge. Every API on the endpoint is a row
 //! ([`Service`]): its SigV4 signing name, its wire protocol and its
 //! dispatcher. A request is matched to a row (JSON protocols by the
-//! `X-Amz-Target` prefix), authenticated, checked against the row's
-//! signing name, and handed to the row's dispatcher, which resolves the
-//! operation and runs it through `operation::call`. Framing of answers and
-//! errors belongs to the protocol, never to a handler.
+//! `X-Amz-Target` prefix, Query by the service it was signed for),
+//! authenticated, checked against the row's signing name, and handed to
+//! the row's dispatcher, which resolves the operation and runs it through
+//! `operation::call`. Framing of answers and errors belongs to the
+//! protocol, never to a handler.
 
 mod json;
+mod query;
 mod table;
 
 use crate::error::ApiError;
@@ -22,6 +24,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::SystemTime;
+use stevedore_api::query::QueryModel;
 use stevedore_api::Timestamp;
 use stevedore_auth::{AuthError, RequestParts};
 use stevedore_model::arn::Scope;
@@ -49,17 +52,24 @@ pub enum Protocol {
     },
     /// As 1.0, content type `application/x-amz-json-1.1`.
     AwsJson1_1 { target_prefix: &'static str },
+    /// Form parameters in, XML out, chosen by the signing name; the row's
+    /// `query` model lays out both.
+    AwsQuery,
 }
 
 impl Protocol {
-    fn target_prefix(&self) -> &'static str {
+    fn target_prefix(&self) -> Option<&'static str> {
         match self {
             Protocol::AwsJson1_0 { target_prefix, .. } | Protocol::AwsJson1_1 { target_prefix } => {
-                target_prefix
+                Some(target_prefix)
             }
+            Protocol::AwsQuery => None,
         }
     }
 }
+
+/// The model a Query row reads its requests and writes its answers with.
+pub(crate) type QueryModelFn = fn() -> &'static QueryModel;
 
 /// One row of the table.
 pub struct Service {
@@ -68,6 +78,10 @@ pub struct Service {
     /// The credential scope's service a request must be signed for.
     pub signing_name: &'static str,
     pub protocol: Protocol,
+    /// The row's Query model: required for `AwsQuery`; on an
+    /// `awsQueryCompatible` JSON row it also serves the older clients that
+    /// still speak Query to it.
+    pub(crate) query: Option<QueryModelFn>,
     pub(crate) dispatch: Dispatch,
 }
 
@@ -85,7 +99,14 @@ pub(crate) fn fault(status: u16) -> &'static str {
 fn by_target_prefix(prefix: &str) -> Option<&'static Service> {
     SERVICES
         .iter()
-        .find(|s| s.protocol.target_prefix() == prefix)
+        .find(|s| s.protocol.target_prefix() == Some(prefix))
+}
+
+/// The row that takes Query requests signed for `signing_name`.
+fn by_query_signing_name(signing_name: &str) -> Option<&'static Service> {
+    SERVICES
+        .iter()
+        .find(|s| s.query.is_some() && s.signing_name == signing_name)
 }
 
 /// How an answer is framed: the matched row's protocol, or JSON 1.1 when
@@ -95,6 +116,9 @@ enum Frame {
     Json {
         content_type: &'static str,
         query_compatible: bool,
+    },
+    Xml {
+        namespace: &'static str,
     },
 }
 
@@ -110,6 +134,9 @@ impl Frame {
             Protocol::AwsJson1_1 { .. } => Frame::Json {
                 content_type: json::CONTENT_TYPE_1_1,
                 query_compatible: false,
+            },
+            Protocol::AwsQuery => Frame::Xml {
+                namespace: query::FALLBACK_NAMESPACE,
             },
         }
     }
@@ -129,13 +156,28 @@ enum Route<'r> {
         service: Option<&'static Service>,
         op: &'r str,
     },
+    /// Form parameters; the row when one takes Query for the service the
+    /// request was signed for.
+    Query {
+        request: query::QueryRequest,
+        service: Option<&'static Service>,
+    },
     /// Neither framing.
     Unframed,
 }
 
-fn route<'r>(headers: &'r HeaderMap) -> Route<'r> {
+fn route<'r>(method: &Method, uri: &Uri, headers: &'r HeaderMap, body: &[u8]) -> Route<'r> {
     let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) else {
-        return Route::Unframed;
+        return match query::parse(method, uri, headers, body) {
+            Some(request) => {
+                let service = request
+                    .scope_service
+                    .as_deref()
+                    .and_then(by_query_signing_name);
+                Route::Query { request, service }
+            }
+            None => Route::Unframed,
+        };
     };
     let (prefix, op) = target.split_once('.').unwrap_or((target, ""));
     Route::Target {
@@ -154,16 +196,34 @@ pub(crate) async fn handle(
     body: Bytes,
 ) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
-    let route = route(&headers);
-    let service = match &route {
+    let route = route(&method, &uri, &headers, &body);
+    let (service, frame) = match &route {
         Route::Target {
             service: Some(s), ..
-        } => Some(*s),
-        _ => None,
+        } => (Some(*s), Frame::of(s.protocol)),
+        Route::Query { service, .. } => (
+            *service,
+            Frame::Xml {
+                namespace: service
+                    .and_then(|s| s.query)
+                    .map_or(query::FALLBACK_NAMESPACE, |m| m().namespace()),
+            },
+        ),
+        _ => (None, Frame::FALLBACK),
     };
-    let frame = service.map_or(Frame::FALLBACK, |s| Frame::of(s.protocol));
     let service_name = service.map_or("-", |s| s.name);
-    let result = process(state, &method, &uri, &headers, &body, route).await;
+    let query_framed = matches!(frame, Frame::Xml { .. });
+    let result = process(
+        state,
+        &method,
+        &uri,
+        &headers,
+        &body,
+        route,
+        &request_id,
+        query_framed,
+    )
+    .await;
     let (status, body, error) = match result {
         Ok(bytes) => (StatusCode::OK, bytes, None),
         Err(e) => {
@@ -174,6 +234,7 @@ pub(crate) async fn handle(
             }
             let body = match frame {
                 Frame::Json { .. } => json::error_body(&e),
+                Frame::Xml { namespace } => query::error_body(namespace, &e, &request_id),
             };
             (
                 StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
@@ -194,6 +255,12 @@ pub(crate) async fn handle(
                 json::error_headers(h, e, query_compatible);
             }
         }
+        Frame::Xml { .. } => {
+            h.insert(
+                "content-type",
+                HeaderValue::from_static(query::CONTENT_TYPE),
+            );
+        }
     }
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         h.insert("x-amzn-requestid", v);
@@ -201,6 +268,7 @@ pub(crate) async fn handle(
     resp
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn process(
     state: Arc<AppState>,
     method: &Method,
@@ -208,8 +276,19 @@ async fn process(
     headers: &HeaderMap,
     body: &[u8],
     route: Route<'_>,
+    request_id: &str,
+    query_framed: bool,
 ) -> Result<Vec<u8>, ApiError> {
-    let (caller, signed_for) = authenticate(&state, method, uri, headers, body)?;
+    let (caller, signed_for) = authenticate(&state, method, uri, headers, body, query_framed)?;
+    if let Route::Query { request, service } = route {
+        let cx = Cx {
+            state,
+            caller: Arc::new(caller),
+            now: Timestamp::now(),
+            allow_inactive_task_definition: false,
+        };
+        return process_query(cx, uri, &signed_for, request, service, request_id).await;
+    }
     if method != Method::POST || uri.path() != "/" {
         return Err(ApiError::unknown_operation(format!(
             "Only POST / is served here (got {method} {}).",
@@ -223,7 +302,10 @@ async fn process(
         allow_inactive_task_definition: false,
     };
     match route {
-        Route::Unframed => Err(ApiError::unknown_operation("Missing X-Amz-Target header.")),
+        Route::Unframed => Err(ApiError::unknown_operation(
+            "Missing X-Amz-Target header (or a form-encoded Query request with an Action).",
+        )),
+        Route::Query { .. } => Err(ApiError::server("a Query request reached the JSON path")),
         Route::Target {
             target,
             service: None,
@@ -247,6 +329,77 @@ async fn process(
     }
 }
 
+/// Query codes for what goes wrong before an operation runs.
+const MISSING_ACTION: &str = "MissingAction";
+const INVALID_ACTION: &str = "InvalidAction";
+
+async fn process_query(
+    cx: Cx,
+    uri: &Uri,
+    signed_for: &str,
+    request: query::QueryRequest,
+    service: Option<&'static Service>,
+    request_id: &str,
+) -> Result<Vec<u8>, ApiError> {
+    if uri.path() != "/" {
+        return Err(ApiError::new(
+            INVALID_ACTION,
+            format!("Query requests are served at / (got {}).", uri.path()),
+        ));
+    }
+    let (Some(service), Some(model)) = (service, service.and_then(|s| s.query)) else {
+        return Err(ApiError::new(
+            INVALID_ACTION,
+            format!(
+                "This endpoint serves no Query API signed for '{signed_for}'. The Query APIs served here are: {}. See the compatibility table in the README.",
+                SERVICES
+                    .iter()
+                    .filter(|s| s.query.is_some())
+                    .map(|s| format!("{} ('{}')", s.name, s.signing_name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    };
+    require_service(signed_for, service.signing_name)?;
+    let model = model();
+    let Some(action) = request.action.as_deref().filter(|a| !a.is_empty()) else {
+        return Err(ApiError::new(
+            MISSING_ACTION,
+            "The request must contain the parameter Action.",
+        ));
+    };
+    if let Some(version) = request.version.as_deref() {
+        if version != model.api_version() {
+            return Err(ApiError::new(
+                INVALID_ACTION,
+                format!(
+                    "Could not find operation {action} for version {version}: {} speaks version {}.",
+                    service.name,
+                    model.api_version()
+                ),
+            ));
+        }
+    }
+    let wire = Wire::Query {
+        action,
+        params: &request.params,
+        model,
+        request_id,
+    };
+    match (service.dispatch)(cx, action, wire) {
+        Some(running) => running.await,
+        None => Err(ApiError::new(
+            INVALID_ACTION,
+            format!(
+                "{action} is not an action of {} (version {}).",
+                service.name,
+                model.api_version()
+            ),
+        )),
+    }
+}
+
 fn require_service(signed_for: &str, expected: &str) -> Result<(), ApiError> {
     if signed_for == expected {
         Ok(())
@@ -261,11 +414,19 @@ fn require_service(signed_for: &str, expected: &str) -> Result<(), ApiError> {
     }
 }
 
-fn auth_error(e: AuthError) -> ApiError {
+/// An authentication failure in the code the request's protocol family
+/// uses (`UnrecognizedClientException` for JSON, `InvalidClientTokenId`
+/// for Query, ...).
+fn auth_error(e: AuthError, query_framed: bool) -> ApiError {
+    let (code, status) = if query_framed {
+        e.query_code()
+    } else {
+        (e.code(), e.http_status())
+    };
     ApiError {
-        code: e.code().into(),
+        code: code.into(),
         message: e.to_string(),
-        status: e.http_status(),
+        status,
     }
 }
 
@@ -278,7 +439,9 @@ fn authenticate(
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
+    query_framed: bool,
 ) -> Result<(Caller, String), ApiError> {
+    let auth_error = |e| auth_error(e, query_framed);
     let header_pairs: Vec<(&str, &[u8])> = headers
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_bytes()))

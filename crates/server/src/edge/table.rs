@@ -1,11 +1,12 @@
 //! The rows of the service table: one per API served on the endpoint.
-//! Adding a JSON service is its generated model module, one row here and
-//! its handler module.
+//! Adding a service is its generated model module, one row here and its
+//! handler module; a Query service's row names its model's
+//! `query_model`.
 
 use super::{BoxFuture, Protocol, Service};
 use crate::operation::Wire;
 use crate::state::Cx;
-use crate::{admin, agent_api, cloudwatch, ecs, logs};
+use crate::{admin, agent_api, cloudwatch, ecs, logs, sts};
 use stevedore_api as api;
 
 pub(crate) static SERVICES: &[Service] = &[
@@ -15,6 +16,7 @@ pub(crate) static SERVICES: &[Service] = &[
         protocol: Protocol::AwsJson1_1 {
             target_prefix: api::ecs::TARGET_PREFIX,
         },
+        query: None,
         dispatch: ecs_row,
     },
     Service {
@@ -23,6 +25,7 @@ pub(crate) static SERVICES: &[Service] = &[
         protocol: Protocol::AwsJson1_1 {
             target_prefix: api::logs::TARGET_PREFIX,
         },
+        query: None,
         dispatch: logs_row,
     },
     Service {
@@ -32,6 +35,8 @@ pub(crate) static SERVICES: &[Service] = &[
             target_prefix: api::cloudwatch::TARGET_PREFIX,
             query_compatible: api::cloudwatch::AWS_QUERY_COMPATIBLE,
         },
+        // Older SDKs and CLIs speak Query to CloudWatch.
+        query: Some(api::cloudwatch::query_model),
         dispatch: cloudwatch_row,
     },
     // The agent and admin protocols are Stevedore's own; they sign for
@@ -42,6 +47,7 @@ pub(crate) static SERVICES: &[Service] = &[
         protocol: Protocol::AwsJson1_1 {
             target_prefix: api::agent::TARGET_PREFIX,
         },
+        query: None,
         dispatch: agent_row,
     },
     Service {
@@ -50,7 +56,15 @@ pub(crate) static SERVICES: &[Service] = &[
         protocol: Protocol::AwsJson1_1 {
             target_prefix: admin::TARGET_PREFIX,
         },
+        query: None,
         dispatch: admin_row,
+    },
+    Service {
+        name: "AWS STS",
+        signing_name: api::sts::SIGNING_NAME,
+        protocol: Protocol::AwsQuery,
+        query: Some(api::sts::query_model),
+        dispatch: sts_row,
     },
 ];
 
@@ -77,4 +91,9 @@ fn admin_row<'a>(cx: Cx, op: &'a str, wire: Wire<'a>) -> Option<BoxFuture<'a>> {
 fn cloudwatch_row<'a>(cx: Cx, op: &'a str, wire: Wire<'a>) -> Option<BoxFuture<'a>> {
     let op = api::cloudwatch::Operation::from_name(op)?;
     Some(Box::pin(cloudwatch::dispatch(cx, op, wire)))
+}
+
+fn sts_row<'a>(cx: Cx, op: &'a str, wire: Wire<'a>) -> Option<BoxFuture<'a>> {
+    let op = api::sts::Operation::from_name(op)?;
+    Some(Box::pin(sts::dispatch(cx, op, wire)))
 }
