@@ -55,20 +55,6 @@ impl AuthError {
         }
     }
 
-    /// The code and HTTP status an awsQuery service (STS, IAM, ELBv2) answers for this error in
-    /// its XML `ErrorResponse`.
-    pub fn query_code(&self) -> (&'static str, u16) {
-        match self {
-            AuthError::MissingAuthenticationToken => ("MissingAuthenticationToken", 403),
-            AuthError::IncompleteSignature(_) => ("IncompleteSignature", 400),
-            AuthError::UnrecognizedClient => ("InvalidClientTokenId", 403),
-            AuthError::RequestExpired { .. } => ("RequestExpired", 400),
-            AuthError::InvalidSignature
-            | AuthError::ScopeDateMismatch { .. }
-            | AuthError::ContentSha256Mismatch => ("SignatureDoesNotMatch", 403),
-        }
-    }
-
     /// The HTTP status AWS JSON services use for this error: 403 for a missing token, 400 for
     /// everything else.
     pub fn http_status(&self) -> u16 {

@@ -4,7 +4,7 @@
 //! validate it against the model, run the handler, and frame its output
 //! the same way.
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ProtocolCode};
 use crate::state::Cx;
 use serde::{de::DeserializeOwned, Serialize};
 use std::future::Future;
@@ -25,9 +25,6 @@ pub(crate) enum Wire<'a> {
         request_id: &'a str,
     },
 }
-
-/// The Query family's code for input that does not fit the operation.
-pub(crate) const QUERY_VALIDATION_ERROR: &str = "ValidationError";
 
 /// Parses the payload into the operation's input type, validates it
 /// against the model (required members, enum values, ranges), runs the
@@ -53,7 +50,7 @@ where
             model,
             request_id,
         } => {
-            let invalid = |message: String| ApiError::new(QUERY_VALIDATION_ERROR, message);
+            let invalid = |message: String| ApiError::new(ProtocolCode::ValidationError, message);
             let tree = model
                 .decode_input(action, params)
                 .map_err(|e| invalid(e.0))?;

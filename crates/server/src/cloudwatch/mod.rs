@@ -18,7 +18,7 @@ pub(crate) async fn dispatch(_cx: Cx, op: Operation, _wire: Wire<'_>) -> ApiResu
 /// `x-amzn-query-error`.
 fn not_yet(op: Operation) -> ApiError {
     ApiError::new(
-        "InvalidAction",
+        crate::error::ProtocolCode::InvalidAction,
         format!(
             "{} is not supported by this version of Stevedore's CloudWatch API yet; the metrics API is built by issue 14. See the compatibility table in the README.",
             op.name()

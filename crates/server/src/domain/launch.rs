@@ -1032,7 +1032,10 @@ mod tests {
         );
         // RunTask's answer for it.
         let e = ApiError::from(LaunchError::NoContainerInstances);
-        assert_eq!(e.code, "InvalidParameterException");
+        assert_eq!(
+            e.code,
+            stevedore_api::ecs::ErrorCode::InvalidParameterException.into()
+        );
         assert_eq!(e.message, reason::NO_CONTAINER_INSTANCES);
     }
 
@@ -1124,7 +1127,10 @@ mod tests {
             client_token: None,
         };
         let e = prepare(&w.env(), request(target.clone())).unwrap_err();
-        assert_eq!(e.code, "ClientException");
+        assert_eq!(
+            e.code,
+            stevedore_api::ecs::ErrorCode::ClientException.into()
+        );
         assert!(e.message.contains("is inactive"), "{}", e.message);
         let allowed = LaunchRequest {
             allow_inactive_task_definition: true,

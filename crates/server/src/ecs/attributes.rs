@@ -71,7 +71,7 @@ fn by_target(
         let (key, _) =
             load_instance(cx.store(), cx.scope(), cluster, target)?.ok_or_else(|| {
                 ApiError::new(
-                    "TargetNotFoundException",
+                    stevedore_api::ecs::ErrorCode::TargetNotFoundException,
                     format!("Could not find container instance {target} in cluster {cluster}."),
                 )
             })?;
@@ -103,7 +103,7 @@ async fn edit(cx: &Cx, cluster: &str, attrs: &[Attribute], put: bool) -> ApiResu
         for _ in 0..db::MAX_CAS_RETRIES {
             let v = db::get::<InstanceRecord>(cx.store(), &key)?.ok_or_else(|| {
                 ApiError::new(
-                    "TargetNotFoundException",
+                    stevedore_api::ecs::ErrorCode::TargetNotFoundException,
                     "The container instance was removed.",
                 )
             })?;
@@ -121,7 +121,7 @@ async fn edit(cx: &Cx, cluster: &str, attrs: &[Attribute], put: bool) -> ApiResu
                 .count();
             if custom > MAX_CUSTOM_ATTRIBUTES {
                 return Err(ApiError::new(
-                    "AttributeLimitExceededException",
+ stevedore_api::ecs::ErrorCode::AttributeLimitExceededException,
                     format!("A container instance can have at most {MAX_CUSTOM_ATTRIBUTES} custom attributes."),
                 ));
             }

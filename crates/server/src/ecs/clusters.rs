@@ -410,19 +410,19 @@ pub async fn delete_cluster(cx: Cx, req: DeleteClusterRequest) -> ApiResult<Dele
         let counts = cluster_counts(cx.store(), &scope, &name)?;
         if counts.registered_instances > 0 {
             return Err(ApiError::new(
-                "ClusterContainsContainerInstancesException",
+                stevedore_api::ecs::ErrorCode::ClusterContainsContainerInstancesException,
                 "The Cluster cannot be deleted while Container Instances are active or draining.",
             ));
         }
         if counts.active_services + counts.draining_services > 0 {
             return Err(ApiError::new(
-                "ClusterContainsServicesException",
+                stevedore_api::ecs::ErrorCode::ClusterContainsServicesException,
                 "The Cluster cannot be deleted while Services are active.",
             ));
         }
         if counts.live_tasks > 0 {
             return Err(ApiError::new(
-                "ClusterContainsTasksException",
+                stevedore_api::ecs::ErrorCode::ClusterContainsTasksException,
                 "The Cluster cannot be deleted while Tasks are active.",
             ));
         }

@@ -10,7 +10,7 @@ pub(crate) const CONTENT_TYPE_1_1: &str = "application/x-amz-json-1.1";
 
 pub(crate) fn error_body(e: &ApiError) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
-        "__type": e.code,
+        "__type": e.code.as_str(),
         "message": e.message,
     }))
     .unwrap_or_default()
@@ -21,9 +21,10 @@ pub(crate) fn error_body(e: &ApiError) -> Vec<u8> {
 /// `CODE;Receiver` (5xx), which botocore splits on `;` into the error's
 /// Query code and type.
 pub(crate) fn error_headers(h: &mut HeaderMap, e: &ApiError, query_compatible: bool) {
-    if let Ok(v) = HeaderValue::from_str(&e.code) {
-        h.insert("x-amzn-errortype", v);
-    }
+    h.insert(
+        "x-amzn-errortype",
+        HeaderValue::from_static(e.code.as_str()),
+    );
     if query_compatible {
         let value = format!("{};{}", e.code, super::fault(e.status));
         if let Ok(v) = HeaderValue::from_str(&value) {

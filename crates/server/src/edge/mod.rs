@@ -11,7 +11,7 @@ mod json;
 mod query;
 mod table;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ProtocolCode};
 use crate::identity::StoreLookup;
 use crate::operation::Wire;
 use crate::state::{AppState, Caller, Cx};
@@ -329,9 +329,8 @@ async fn process(
     }
 }
 
-/// Query codes for what goes wrong before an operation runs.
-const MISSING_ACTION: &str = "MissingAction";
-const INVALID_ACTION: &str = "InvalidAction";
+const MISSING_ACTION: ProtocolCode = ProtocolCode::MissingAction;
+const INVALID_ACTION: ProtocolCode = ProtocolCode::InvalidAction;
 
 async fn process_query(
     cx: Cx,
@@ -405,7 +404,7 @@ fn require_service(signed_for: &str, expected: &str) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError {
-            code: "InvalidSignatureException".into(),
+            code: ProtocolCode::InvalidSignature.into(),
             message: format!(
                 "Credential should be scoped to correct service: '{expected}' (the request was signed for '{signed_for}')."
             ),
@@ -418,10 +417,30 @@ fn require_service(signed_for: &str, expected: &str) -> Result<(), ApiError> {
 /// uses (`UnrecognizedClientException` for JSON, `InvalidClientTokenId`
 /// for Query, ...).
 fn auth_error(e: AuthError, query_framed: bool) -> ApiError {
+    use ProtocolCode as P;
     let (code, status) = if query_framed {
-        e.query_code()
+        let code = match &e {
+            AuthError::MissingAuthenticationToken => P::MissingAuthenticationToken,
+            AuthError::IncompleteSignature(_) => P::IncompleteSignature,
+            AuthError::UnrecognizedClient => P::InvalidClientTokenId,
+            AuthError::RequestExpired { .. } => P::RequestExpired,
+            AuthError::InvalidSignature
+            | AuthError::ScopeDateMismatch { .. }
+            | AuthError::ContentSha256Mismatch => P::SignatureDoesNotMatch,
+        };
+        (code, code.http_status())
     } else {
-        (e.code(), e.http_status())
+        let code = match &e {
+            AuthError::MissingAuthenticationToken => P::MissingAuthenticationTokenException,
+            AuthError::IncompleteSignature(_) => P::IncompleteSignatureException,
+            AuthError::UnrecognizedClient => P::UnrecognizedClient,
+            AuthError::InvalidSignature
+            | AuthError::RequestExpired { .. }
+            | AuthError::ScopeDateMismatch { .. }
+            | AuthError::ContentSha256Mismatch => P::InvalidSignature,
+        };
+        // AWS JSON services answer 403 only for a missing token.
+        (code, e.http_status())
     };
     ApiError {
         code: code.into(),

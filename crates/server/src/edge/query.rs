@@ -102,7 +102,7 @@ pub(crate) fn error_body(namespace: &str, e: &ApiError, request_id: &str) -> Vec
     let code: &str = if e.status >= 500 {
         "InternalFailure"
     } else {
-        &e.code
+        e.code.as_str()
     };
     error_document(
         namespace,

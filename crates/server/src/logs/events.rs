@@ -11,7 +11,7 @@ use super::pattern::Pattern;
 use super::records::{blocking, load_group, load_stream, GroupRecord, StreamRecord};
 use super::{group_not_found, stream_not_found};
 use crate::db;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::state::Cx;
 use stevedore_api::logs::{
     FilterLogEventsRequest, FilterLogEventsResponse, FilteredLogEvent, GetLogEventsRequest,
@@ -37,7 +37,7 @@ const SCAN_PAGE_MAX: usize = 4096;
 
 pub async fn put_log_events(cx: Cx, req: PutLogEventsRequest) -> ApiResult<PutLogEventsResponse> {
     if req.entity.is_some() {
-        return Err(ApiError::invalid(
+        return Err(super::invalid(
             "The entity parameter is not supported by Stevedore.",
         ));
     }
@@ -49,7 +49,7 @@ pub async fn put_log_events(cx: Cx, req: PutLogEventsRequest) -> ApiResult<PutLo
     for (i, e) in events.iter().enumerate() {
         let t = e.timestamp.unwrap_or_default();
         if ts.last().is_some_and(|&prev| t < prev) {
-            return Err(ApiError::invalid(format!(
+            return Err(super::invalid(format!(
                 "Log events in a single PutLogEvents request must be in chronological order (logEvents[{i}] is older than logEvents[{}]).",
                 i - 1
             )));
@@ -58,13 +58,13 @@ pub async fn put_log_events(cx: Cx, req: PutLogEventsRequest) -> ApiResult<PutLo
         size += e.message.as_deref().unwrap_or("").len() + EVENT_OVERHEAD_BYTES;
     }
     if size > MAX_BATCH_BYTES {
-        return Err(ApiError::invalid(format!(
+        return Err(super::invalid(format!(
             "Upload too large: {size} bytes exceeds the limit of {MAX_BATCH_BYTES} (each event counts its UTF-8 message length plus {EVENT_OVERHEAD_BYTES} bytes)."
         )));
     }
     if let (Some(first), Some(last)) = (ts.first(), ts.last()) {
         if last - first > MAX_SPAN_MS {
-            return Err(ApiError::invalid(
+            return Err(super::invalid(
                 "The batch of log events in a single PutLogEvents request cannot span more than 24 hours.",
             ));
         }
@@ -165,7 +165,7 @@ fn scan(
 
 fn parse_get_token(token: &str) -> ApiResult<(bool, Position)> {
     let bad = || {
-        ApiError::invalid(
+        super::invalid(
             "The specified nextToken is not valid: it was not issued by GetLogEvents for this stream.",
         )
     };
@@ -269,7 +269,7 @@ pub async fn filter_log_events(
 ) -> ApiResult<FilterLogEventsResponse> {
     let group_name = super::group_name(&cx, req.log_group_name, req.log_group_identifier)?;
     if req.log_stream_names.is_some() && req.log_stream_name_prefix.is_some() {
-        return Err(ApiError::invalid(
+        return Err(super::invalid(
             "logStreamNames and logStreamNamePrefix are mutually exclusive; specify only one.",
         ));
     }
@@ -323,7 +323,7 @@ pub async fn filter_log_events(
             let pos = parts.next().unwrap_or("");
             let stream = parts.next().unwrap_or("").to_string();
             let (ts, seq) = keys::parse_log_event_position(pos).ok_or_else(|| {
-                ApiError::invalid("Invalid nextToken: it was not issued by FilterLogEvents.")
+                super::invalid("Invalid nextToken: it was not issued by FilterLogEvents.")
             })?;
             Some((ts, stream, Position::new(ts, seq)))
         }

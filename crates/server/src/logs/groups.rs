@@ -6,7 +6,7 @@ use super::records::{
 };
 use super::{already_exists, check_group_name, group_not_found, Empty};
 use crate::db::{self, commit, contention, put, unchanged, MAX_CAS_RETRIES};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::state::Cx;
 use stevedore_api::logs::{
     CreateLogGroupRequest, DeleteLogGroupRequest, DeleteRetentionPolicyRequest,
@@ -20,19 +20,19 @@ pub async fn create_log_group(cx: Cx, req: CreateLogGroupRequest) -> ApiResult<E
     let name = req.log_group_name.unwrap_or_default();
     check_group_name(&name)?;
     if req.kms_key_id.is_some() {
-        return Err(ApiError::invalid(
+        return Err(super::invalid(
             "kmsKeyId is not supported by Stevedore: log data is stored unencrypted in the server's store.",
         ));
     }
     if req.deletion_protection_enabled == Some(true) {
-        return Err(ApiError::invalid(
+        return Err(super::invalid(
             "deletionProtectionEnabled is not supported by Stevedore.",
         ));
     }
     match req.log_group_class {
         None | Some(LogGroupClass::Standard) => {}
         Some(other) => {
-            return Err(ApiError::invalid(format!(
+            return Err(super::invalid(format!(
                 "logGroupClass {other:?} is not supported by Stevedore; only STANDARD is."
             )))
         }
@@ -96,19 +96,19 @@ pub async fn describe_log_groups(
         .is_some_and(|a| !a.is_empty())
         || req.include_linked_accounts == Some(true)
     {
-        return Err(ApiError::invalid(
+        return Err(super::invalid(
             "Cross-account observability (accountIdentifiers, includeLinkedAccounts) is not supported by Stevedore.",
         ));
     }
     if req.log_group_name_prefix.is_some() && req.log_group_name_pattern.is_some() {
-        return Err(ApiError::invalid(
+        return Err(super::invalid(
             "LogGroup name prefix and LogGroup name pattern are mutually exclusive parameters.",
         ));
     }
     if req.log_group_identifiers.is_some()
         && (req.log_group_name_prefix.is_some() || req.log_group_name_pattern.is_some())
     {
-        return Err(ApiError::invalid(
+        return Err(super::invalid(
             "logGroupIdentifiers cannot be combined with logGroupNamePrefix or logGroupNamePattern.",
         ));
     }
@@ -179,7 +179,7 @@ pub async fn describe_log_groups(
 pub async fn put_retention_policy(cx: Cx, req: PutRetentionPolicyRequest) -> ApiResult<Empty> {
     let days = req.retention_in_days.unwrap_or_default();
     if !RETENTION_DAYS.contains(&days) {
-        return Err(ApiError::invalid(format!(
+        return Err(super::invalid(format!(
             "1 validation error detected: Value '{days}' at 'retentionInDays' failed to satisfy constraint: Member must satisfy enum value set: [{}]",
             RETENTION_DAYS
                 .iter()

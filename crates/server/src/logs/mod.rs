@@ -55,7 +55,7 @@ pub(crate) async fn dispatch(cx: Cx, op: Operation, wire: Wire<'_>) -> ApiResult
         O::GetLogEvents => call(cx, wire, events::get_log_events).await,
         O::FilterLogEvents => call(cx, wire, events::filter_log_events).await,
         other => Err(ApiError::new(
-            "InvalidOperationException",
+            stevedore_api::logs::ErrorCode::InvalidOperationException,
             format!(
                 "{} is not supported by this version of Stevedore's CloudWatch Logs API. See the compatibility table in the README.",
                 other.name()
@@ -65,15 +65,32 @@ pub(crate) async fn dispatch(cx: Cx, op: Operation, wire: Wire<'_>) -> ApiResult
 }
 
 pub(crate) fn group_not_found() -> ApiError {
-    ApiError::resource_not_found("The specified log group does not exist.")
+    ApiError::new(
+        stevedore_api::logs::ErrorCode::ResourceNotFoundException,
+        "The specified log group does not exist.",
+    )
 }
 
 pub(crate) fn stream_not_found() -> ApiError {
-    ApiError::resource_not_found("The specified log stream does not exist.")
+    ApiError::new(
+        stevedore_api::logs::ErrorCode::ResourceNotFoundException,
+        "The specified log stream does not exist.",
+    )
 }
 
 pub(crate) fn already_exists(message: impl Into<String>) -> ApiError {
-    ApiError::new("ResourceAlreadyExistsException", message)
+    ApiError::new(
+        stevedore_api::logs::ErrorCode::ResourceAlreadyExistsException,
+        message,
+    )
+}
+
+/// The Logs model's `InvalidParameterException`.
+pub(crate) fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::new(
+        stevedore_api::logs::ErrorCode::InvalidParameterException,
+        message,
+    )
 }
 
 /// Exactly one of `logGroupName` and `logGroupIdentifier` (a name or a
@@ -96,10 +113,10 @@ pub(crate) fn group_name(
                 None => Err(group_not_found()),
             }
         }
-        (Some(_), Some(_)) => Err(ApiError::invalid(
+        (Some(_), Some(_)) => Err(invalid(
             "LogGroupName and LogGroupIdentifier are mutually exclusive; specify only one.",
         )),
-        (None, None) => Err(ApiError::invalid(
+        (None, None) => Err(invalid(
             "Either LogGroupName or LogGroupIdentifier must be specified.",
         )),
     }
@@ -114,7 +131,7 @@ pub(crate) fn check_group_name(name: &str) -> ApiResult<()> {
     {
         Ok(())
     } else {
-        Err(ApiError::invalid(format!(
+        Err(invalid(format!(
             "1 validation error detected: Value '{name}' at 'logGroupName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\.\\-_/#A-Za-z0-9]+"
         )))
     }
@@ -123,7 +140,7 @@ pub(crate) fn check_group_name(name: &str) -> ApiResult<()> {
 /// The model's pattern for log stream names, `[^:*]*`.
 pub(crate) fn check_stream_name(name: &str) -> ApiResult<()> {
     if name.is_empty() || name.contains([':', '*']) {
-        Err(ApiError::invalid(format!(
+        Err(invalid(format!(
             "1 validation error detected: Value '{name}' at 'logStreamName' failed to satisfy constraint: Member must satisfy regular expression pattern: [^:*]*"
         )))
     } else {

@@ -4,7 +4,7 @@
 //! case-sensitive, as in CloudWatch Logs. JSON (`{ ... }`) and
 //! space-delimited (`[ ... ]`) patterns are refused, not misread.
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Pattern {
@@ -17,7 +17,7 @@ impl Pattern {
     pub fn parse(text: &str) -> ApiResult<Pattern> {
         let trimmed = text.trim();
         if trimmed.starts_with('{') || trimmed.starts_with('[') {
-            return Err(ApiError::invalid(
+            return Err(super::invalid(
                 "JSON and space-delimited filter patterns are not supported by Stevedore; use terms, \"quoted phrases\", ?optional and -excluded terms.",
             ));
         }
@@ -54,7 +54,7 @@ impl Pattern {
                     }
                 }
                 if !closed {
-                    return Err(ApiError::invalid(format!(
+                    return Err(super::invalid(format!(
                         "Invalid filter pattern {text:?}: unterminated quoted phrase."
                     )));
                 }

@@ -3,7 +3,7 @@
 use super::records::{blocking, load_group, load_stream, GroupRecord, StreamRecord};
 use super::{already_exists, check_stream_name, group_not_found, stream_not_found, Empty};
 use crate::db::{self, commit, contention, put, unchanged, MAX_CAS_RETRIES};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::state::Cx;
 use stevedore_api::logs::{
     CreateLogStreamRequest, DeleteLogStreamRequest, DescribeLogStreamsRequest,
@@ -87,11 +87,11 @@ pub async fn describe_log_streams(
         None | Some(OrderBy::LogStreamName) => false,
         Some(OrderBy::LastEventTime) => true,
         Some(OrderBy::Unknown(v)) => {
-            return Err(ApiError::invalid(format!("Invalid orderBy value {v}.")))
+            return Err(super::invalid(format!("Invalid orderBy value {v}.")))
         }
     };
     if by_time && req.log_stream_name_prefix.is_some() {
-        return Err(ApiError::invalid(
+        return Err(super::invalid(
             "Cannot order by LastEventTime with a logStreamNamePrefix.",
         ));
     }

@@ -18,7 +18,7 @@ pub(crate) async fn dispatch(cx: Cx, op: Operation, wire: Wire<'_>) -> ApiResult
 
 fn not_yet(op: Operation) -> ApiError {
     ApiError::new(
-        "InvalidAction",
+        crate::error::ProtocolCode::InvalidAction,
         format!(
             "{} is not supported by this version of Stevedore's STS API yet; credentials for roles come with task roles (issue 12). GetCallerIdentity is served. See the compatibility table in the README.",
             op.name()

@@ -335,7 +335,7 @@ pub async fn describe_service_revisions(
 
 fn deployment_not_found(arn: &str) -> ApiError {
     ApiError::new(
-        "ServiceDeploymentNotFoundException",
+        stevedore_api::ecs::ErrorCode::ServiceDeploymentNotFoundException,
         format!("The service deployment {arn} was not found."),
     )
 }
@@ -369,7 +369,7 @@ pub async fn stop_service_deployment(
             && rec.service.status.as_deref() == Some("ACTIVE");
         if !stoppable {
             return Err(ApiError::new(
-                "ConflictException",
+ stevedore_api::ecs::ErrorCode::ConflictException,
                 format!(
                     "The service deployment is {} (rollout {}); only the in-progress deployment of an ACTIVE service can be stopped.",
                     d.outcome.as_str(),

@@ -530,7 +530,10 @@ mod tests {
             },
             true,
         );
-        assert_eq!(e.code, "InvalidParameterException");
+        assert_eq!(
+            e.code,
+            stevedore_api::ecs::ErrorCode::InvalidParameterException.into()
+        );
         let e = bad(
             DeploymentConfiguration {
                 maximum_percent: Some(200),
@@ -546,7 +549,10 @@ mod tests {
             },
             true,
         );
-        assert_eq!(e.code, "UnsupportedFeatureException");
+        assert_eq!(
+            e.code,
+            stevedore_api::ecs::ErrorCode::UnsupportedFeatureException.into()
+        );
         // An update keeps what it does not name.
         let first = merge_deployment_configuration(
             None,
