@@ -52,10 +52,6 @@ pub struct Cx {
     pub state: Arc<AppState>,
     pub caller: Arc<Caller>,
     pub now: Timestamp,
-    /// Not read: launches say this in
-    /// `LaunchRequest::allow_inactive_task_definition`. Kept only until the
-    /// edge (`http.rs`, being rewritten) stops setting it.
-    pub allow_inactive_task_definition: bool,
 }
 
 impl Cx {

@@ -285,7 +285,6 @@ async fn process(
             state,
             caller: Arc::new(caller),
             now: Timestamp::now(),
-            allow_inactive_task_definition: false,
         };
         return process_query(cx, uri, &signed_for, request, service, request_id).await;
     }
@@ -299,7 +298,6 @@ async fn process(
         state,
         caller: Arc::new(caller),
         now: Timestamp::now(),
-        allow_inactive_task_definition: false,
     };
     match route {
         Route::Unframed => Err(ApiError::unknown_operation(
