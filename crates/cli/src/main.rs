@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+use stevedore_server::config::MasterKeySource;
 use stevedore_server::config::{
     StoreBackend, DEFAULT_ACCOUNT_ID, DEFAULT_AGENT_DISCONNECT_AFTER, DEFAULT_LISTEN,
     DEFAULT_LOST_INSTANCE_GRACE, DEFAULT_REGION, DEFAULT_TASK_HEALTHY_AFTER,
@@ -106,6 +107,18 @@ struct ServerArgs {
     /// `sqlite:///path/to/state.db`. `etcd://...` is refused until issue 15.
     #[arg(long, default_value = "sqlite", env = "STEVEDORE_STORE")]
     store: StoreBackend,
+    /// The master key that seals secret values (base64 of 32 random bytes, mode 0600).
+    /// Default: <data-dir>/master.key, created on first start. STEVEDORE_MASTER_KEY
+    /// may carry the key itself instead.
+    #[arg(long, env = "STEVEDORE_MASTER_KEY_FILE", conflicts_with = "master_key")]
+    master_key_file: Option<PathBuf>,
+    #[arg(
+        long,
+        env = "STEVEDORE_MASTER_KEY",
+        hide = true,
+        hide_env_values = true
+    )]
+    master_key: Option<String>,
 }
 
 /// Agent settings that are flags as well as ECS agent environment variables.
@@ -210,6 +223,11 @@ impl ServerArgs {
             task_healthy_after: Duration::from_secs(self.task_healthy_after),
             stopped_task_retention: self.stopped_task_retention,
             store: self.store,
+            master_key: match (self.master_key_file, self.master_key) {
+                (Some(path), _) => MasterKeySource::File(path),
+                (None, Some(key)) => MasterKeySource::Base64(key),
+                (None, None) => MasterKeySource::DataDir,
+            },
         })
     }
 }

@@ -37,6 +37,31 @@ pub struct ServerConfig {
     pub stopped_task_retention: Duration,
     /// Which state store backend to open (`--store`).
     pub store: StoreBackend,
+    /// Where the master key for secret values comes from.
+    pub master_key: MasterKeySource,
+}
+
+/// Where the master key that seals secret values (SSM SecureString,
+/// Secrets Manager) comes from.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub enum MasterKeySource {
+    /// `<data dir>/master.key`, created (mode 0600) on first start.
+    #[default]
+    DataDir,
+    /// A file the operator keeps (`--master-key-file`), never created.
+    File(PathBuf),
+    /// The base64 key itself (`STEVEDORE_MASTER_KEY`).
+    Base64(String),
+}
+
+impl std::fmt::Debug for MasterKeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MasterKeySource::DataDir => f.write_str("DataDir"),
+            MasterKeySource::File(p) => write!(f, "File({})", p.display()),
+            MasterKeySource::Base64(_) => f.write_str("Base64(..)"),
+        }
+    }
 }
 
 /// The state store backend named by `--store`.
@@ -95,6 +120,11 @@ impl ServerConfig {
     /// `--store` holds the control-plane state.
     pub fn logs_db_path(&self) -> PathBuf {
         self.data_dir.join("logs.db")
+    }
+
+    /// The master key's file when it lives in the data directory.
+    pub fn master_key_path(&self) -> PathBuf {
+        self.data_dir.join("master.key")
     }
 
     pub fn credentials_path(&self) -> PathBuf {

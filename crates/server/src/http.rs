@@ -2,7 +2,7 @@
 //! shutdown. Requests are framed, authenticated and routed by the service
 //! table in `crate::edge`; handlers never see HTTP types.
 
-use crate::config::ServerConfig;
+use crate::config::{MasterKeySource, ServerConfig};
 use crate::heartbeat::Heartbeats;
 use crate::identity::{self, KeyCache};
 use crate::logs;
@@ -16,6 +16,7 @@ use std::time::Duration;
 use stevedore_api::Timestamp;
 use stevedore_auth::Verifier;
 use stevedore_logstore_sqlite::SqliteLogStore;
+use stevedore_seal::MasterKey;
 use stevedore_store_sqlite::SqliteStore;
 use tokio_util::sync::CancellationToken;
 
@@ -35,6 +36,8 @@ pub enum ServerError {
     Store(#[from] stevedore_store::StoreError),
     #[error("cannot open the log store: {0}")]
     LogStore(#[from] stevedore_logstore::LogStoreError),
+    #[error("cannot load the master key: {0}")]
+    MasterKey(#[from] stevedore_seal::SealError),
     #[error("bootstrap failed: {0}")]
     Bootstrap(String),
     #[error("cannot listen on {0}: {1}")]
@@ -97,6 +100,11 @@ impl Server {
                 .as_bytes(),
         )
         .map_err(|e| ServerError::Bootstrap(format!("cannot write server.json: {e}")))?;
+        let master_key = Arc::new(match &config.master_key {
+            MasterKeySource::DataDir => MasterKey::load_or_create(&config.master_key_path())?,
+            MasterKeySource::File(path) => MasterKey::read(path)?,
+            MasterKeySource::Base64(text) => MasterKey::from_base64(text)?,
+        });
         let heartbeats = Heartbeats::new(config.agent_disconnect_after);
         let state = Arc::new(AppState {
             store,
@@ -107,6 +115,7 @@ impl Server {
             heartbeats,
             endpoint: format!("http://{local_addr}"),
             counters: Arc::default(),
+            master_key,
         });
         Ok(Server {
             local_addr,

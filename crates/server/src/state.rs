@@ -22,6 +22,8 @@ pub struct AppState {
     /// The endpoint URL agents and DiscoverPollEndpoint report.
     pub endpoint: String,
     pub counters: Arc<Counters>,
+    /// Seals and opens secret values; nothing stores them unsealed.
+    pub master_key: Arc<stevedore_seal::MasterKey>,
 }
 
 /// What the background controllers did, for the admin API's
