@@ -19,16 +19,14 @@ use stevedore_api::agent::{
     AssignedTask, ObservedTask, PollTasksResponse, ReportTaskStatesRequest, TaskStatus,
 };
 use stevedore_api::ecs::{
-    Attachment, Container, DesiredStatus, HealthStatus, KeyValuePair, NetworkBinding,
-    NetworkInterface, TransportProtocol,
+    Attachment, Container, HealthStatus, KeyValuePair, NetworkBinding, NetworkInterface,
+    TaskStopCode, TransportProtocol,
 };
 use stevedore_api::Timestamp;
 use stevedore_runtime::{
     labels, ContainerSpec, ContainerState, Health, Protocol, PullBehavior, Status,
 };
 
-pub const STOP_ESSENTIAL: &str = "EssentialContainerExited";
-pub const STOP_FAILED_TO_START: &str = "TaskFailedToStart";
 pub const REASON_ESSENTIAL: &str = "Essential container in task exited";
 pub const REASON_UNASSIGNED: &str = "Task is no longer assigned to this container instance";
 pub const REASON_OOM: &str = "OutOfMemoryError: Container killed due to memory usage";
@@ -160,7 +158,7 @@ pub enum PullState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StopInfo {
-    pub code: Option<String>,
+    pub code: Option<TaskStopCode>,
     pub reason: Option<String>,
 }
 
@@ -554,7 +552,7 @@ impl Engine {
                     .collect();
                 rec.pull = PullState::Done;
                 rec.stop = Some(StopInfo {
-                    code: Some(STOP_FAILED_TO_START.to_string()),
+                    code: Some(TaskStopCode::TaskFailedToStart),
                     reason: Some(reason),
                 });
                 rec.execution_stopped_at = Some(now);
@@ -678,7 +676,7 @@ impl Engine {
                     Err(reason) => {
                         if rec.stop.is_none() {
                             rec.stop = Some(StopInfo {
-                                code: Some(STOP_FAILED_TO_START.to_string()),
+                                code: Some(TaskStopCode::TaskFailedToStart),
                                 reason: Some(reason.clone()),
                             });
                             rec.execution_stopped_at = Some(now);
@@ -1204,9 +1202,7 @@ fn settle(rec: &mut TaskRecord, now: Timestamp) -> bool {
     }
     let mut changed = false;
     // The server's stop.
-    if rec.stop.is_none()
-        && DesiredStatus::from(rec.assigned.desired_status.as_str()) == DesiredStatus::Stopped
-    {
+    if rec.stop.is_none() && rec.assigned.desired_status == TaskStatus::Stopped {
         rec.stop = Some(StopInfo {
             code: rec.assigned.stop_code.clone(),
             reason: rec.assigned.stopped_reason.clone(),
@@ -1240,12 +1236,12 @@ fn settle(rec: &mut TaskRecord, now: Timestamp) -> bool {
         if let Some((started, reason)) = exited {
             let stop = if started {
                 StopInfo {
-                    code: Some(STOP_ESSENTIAL.to_string()),
+                    code: Some(TaskStopCode::EssentialContainerExited),
                     reason: Some(REASON_ESSENTIAL.to_string()),
                 }
             } else {
                 StopInfo {
-                    code: Some(STOP_FAILED_TO_START.to_string()),
+                    code: Some(TaskStopCode::TaskFailedToStart),
                     reason: reason.or_else(|| Some("Task failed to start".into())),
                 }
             };
@@ -1557,7 +1553,7 @@ pub fn observed_task(rec: &TaskRecord) -> ObservedTask {
     };
     ObservedTask {
         task_arn: rec.assigned.task_arn.clone(),
-        last_status: rec.last_status().to_string(),
+        last_status: rec.last_status(),
         containers,
         attachments,
         pull_started_at: rec.pull_started_at,
@@ -1570,7 +1566,7 @@ pub fn observed_task(rec: &TaskRecord) -> ObservedTask {
             .and_then(|s| s.reason.as_ref())
             .map(|r| truncate(r, 1024)),
         stop_code: rec.stop.as_ref().and_then(|s| s.code.clone()),
-        health_status: Some(task_health(rec).to_string()),
+        health_status: Some(task_health(rec)),
     }
 }
 

@@ -3,7 +3,7 @@
 use super::*;
 use std::collections::BTreeMap;
 use stevedore_api::ecs::{
-    ContainerDefinition, ContainerDependency, NetworkMode, PortMapping, TaskDefinition,
+    ContainerDefinition, ContainerDependency, LaunchType, NetworkMode, PortMapping, TaskDefinition,
 };
 use stevedore_runtime::PortBinding;
 
@@ -45,15 +45,17 @@ fn def(name: &str, essential: bool) -> ContainerDefinition {
 fn assigned(defs: Vec<ContainerDefinition>) -> AssignedTask {
     AssignedTask {
         task_arn: ARN.into(),
-        desired_status: "RUNNING".into(),
+        desired_status: TaskStatus::Running,
         task_definition: TaskDefinition {
             family: Some("web".into()),
             revision: Some(1),
             container_definitions: Some(defs),
             ..Default::default()
         },
-        launch_type: "EC2".into(),
-        ..Default::default()
+        overrides: None,
+        launch_type: LaunchType::Ec2,
+        stopped_reason: None,
+        stop_code: None,
     }
 }
 
@@ -192,7 +194,7 @@ fn happy_path_to_running() {
         "the pull is in flight: nothing twice"
     );
     let o = report(&mut e);
-    assert_eq!(o.last_status, "PENDING");
+    assert_eq!(o.last_status, TaskStatus::Pending);
     assert_eq!(o.pull_started_at, Some(t(0)));
     assert_eq!(o.containers[0].last_status.as_deref(), Some("PENDING"));
 
@@ -217,7 +219,7 @@ fn happy_path_to_running() {
     assert_eq!(e.step(t(2)), vec![]);
     assert_eq!(
         report(&mut e).last_status,
-        "PENDING",
+        TaskStatus::Pending,
         "one container still starting"
     );
     let mut s = state("id-side", "side", Status::Running, None);
@@ -237,7 +239,7 @@ fn happy_path_to_running() {
     );
     e.step(t(3));
     let o = report(&mut e);
-    assert_eq!(o.last_status, "RUNNING");
+    assert_eq!(o.last_status, TaskStatus::Running);
     assert_eq!(o.started_at, Some(t(3)));
     assert_eq!(o.pull_stopped_at, Some(t(1)));
     assert_eq!(o.containers[0].runtime_id.as_deref(), Some("id-app"));
@@ -274,8 +276,8 @@ fn essential_exit_stops_the_rest() {
         other => panic!("{other:?}"),
     }
     let o = report(&mut e);
-    assert_eq!(o.last_status, "STOPPING");
-    assert_eq!(o.stop_code.as_deref(), Some("EssentialContainerExited"));
+    assert_eq!(o.last_status, TaskStatus::Stopping);
+    assert_eq!(o.stop_code, Some(TaskStopCode::EssentialContainerExited));
     assert_eq!(
         o.stopped_reason.as_deref(),
         Some("Essential container in task exited")
@@ -293,9 +295,9 @@ fn essential_exit_stops_the_rest() {
     );
     e.step(t(11));
     let o = report(&mut e);
-    assert_eq!(o.last_status, "STOPPED");
+    assert_eq!(o.last_status, TaskStatus::Stopped);
     assert_eq!(o.containers[1].exit_code, Some(143));
-    assert_eq!(o.stop_code.as_deref(), Some("EssentialContainerExited"));
+    assert_eq!(o.stop_code, Some(TaskStopCode::EssentialContainerExited));
 }
 
 #[test]
@@ -305,7 +307,7 @@ fn non_essential_exit_keeps_the_task_running() {
     e.apply_state(&state("id1", "side", Status::Exited, Some(3)), t(10));
     assert!(e.step(t(10)).is_empty());
     let o = report(&mut e);
-    assert_eq!(o.last_status, "RUNNING");
+    assert_eq!(o.last_status, TaskStatus::Running);
     assert_eq!(o.containers[1].last_status.as_deref(), Some("STOPPED"));
     assert_eq!(o.containers[1].exit_code, Some(3));
     assert!(o.stop_code.is_none());
@@ -329,8 +331,8 @@ fn pull_failure_stops_the_task() {
     );
     assert!(e.step(t(1)).is_empty(), "nothing is created");
     let o = report(&mut e);
-    assert_eq!(o.last_status, "STOPPED");
-    assert_eq!(o.stop_code.as_deref(), Some("TaskFailedToStart"));
+    assert_eq!(o.last_status, TaskStatus::Stopped);
+    assert_eq!(o.stop_code, Some(TaskStopCode::TaskFailedToStart));
     assert_eq!(o.stopped_reason.as_deref(), Some(reason));
     assert_eq!(o.containers[0].reason.as_deref(), Some(reason));
     assert_eq!(o.containers[0].last_status.as_deref(), Some("STOPPED"));
@@ -363,7 +365,7 @@ fn create_failure_stops_the_task_and_its_other_containers() {
     let a = e.step(t(1));
     assert_eq!(stops(&a), ["side"]);
     let o = report(&mut e);
-    assert_eq!(o.stop_code.as_deref(), Some("TaskFailedToStart"));
+    assert_eq!(o.stop_code, Some(TaskStopCode::TaskFailedToStart));
     assert_eq!(o.stopped_reason.as_deref(), Some(reason));
     assert_eq!(o.containers[1].reason.as_deref(), Some(reason));
     assert!(o.started_at.is_none());
@@ -377,8 +379,8 @@ fn refused_definitions_stop_at_once() {
     e.apply_poll(&poll(vec![assigned(vec![d])], 1), t(0));
     assert!(e.step(t(0)).is_empty());
     let o = report(&mut e);
-    assert_eq!(o.last_status, "STOPPED");
-    assert_eq!(o.stop_code.as_deref(), Some("TaskFailedToStart"));
+    assert_eq!(o.last_status, TaskStatus::Stopped);
+    assert_eq!(o.stop_code, Some(TaskStopCode::TaskFailedToStart));
     assert!(o.stopped_reason.unwrap().contains("privileged"));
     assert!(o.containers[0]
         .reason
@@ -404,10 +406,10 @@ fn server_stop_goes_in_reverse_dependency_order() {
     assert_eq!(launches(&e.step(t(1))), ["app"]);
     launched(&mut e, "app", "id-app", t(2));
     e.step(t(2));
-    assert_eq!(report(&mut e).last_status, "RUNNING");
+    assert_eq!(report(&mut e).last_status, TaskStatus::Running);
 
     let mut stop = assigned(vec![]);
-    stop.desired_status = "STOPPED".into();
+    stop.desired_status = TaskStatus::Stopped;
     stop.stop_code = Some("UserInitiated".into());
     stop.stopped_reason = Some("rollback".into());
     e.apply_poll(&poll(vec![stop], 2), t(3));
@@ -415,8 +417,8 @@ fn server_stop_goes_in_reverse_dependency_order() {
     assert_eq!(stops(&a), ["app"], "db waits for app");
     assert!(matches!(&a[0], Action::Stop { timeout, .. } if *timeout == Duration::from_secs(2)));
     let o = report(&mut e);
-    assert_eq!(o.last_status, "STOPPING");
-    assert_eq!(o.stop_code.as_deref(), Some("UserInitiated"));
+    assert_eq!(o.last_status, TaskStatus::Stopping);
+    assert_eq!(o.stop_code, Some(TaskStopCode::UserInitiated));
     assert_eq!(o.stopped_reason.as_deref(), Some("rollback"));
     e.apply_outcome(
         Outcome::Stopped {
@@ -437,10 +439,10 @@ fn server_stop_goes_in_reverse_dependency_order() {
     );
     e.step(t(6));
     let o = report(&mut e);
-    assert_eq!(o.last_status, "STOPPED");
+    assert_eq!(o.last_status, TaskStatus::Stopped);
     assert_eq!(
-        o.stop_code.as_deref(),
-        Some("UserInitiated"),
+        o.stop_code,
+        Some(TaskStopCode::UserInitiated),
         "the essential rule does not overwrite"
     );
     assert_eq!(o.containers[1].exit_code, Some(137));
@@ -450,21 +452,21 @@ fn server_stop_goes_in_reverse_dependency_order() {
 fn stop_before_start_never_creates() {
     let mut e = Engine::new(cfg(), None);
     let mut a = assigned(vec![def("app", true)]);
-    a.desired_status = "STOPPED".into();
+    a.desired_status = TaskStatus::Stopped;
     a.stop_code = Some("UserInitiated".into());
     e.apply_poll(&poll(vec![a.clone()], 1), t(0));
     assert!(e.step(t(0)).is_empty());
     let o = report(&mut e);
-    assert_eq!(o.last_status, "STOPPED");
+    assert_eq!(o.last_status, TaskStatus::Stopped);
     assert_eq!(o.containers[0].last_status.as_deref(), Some("STOPPED"));
     assert!(o.containers[0].runtime_id.is_none());
 
     // Stopped while the pull is in flight: the pull result is ignored.
     let mut e = Engine::new(cfg(), None);
-    a.desired_status = "RUNNING".into();
+    a.desired_status = TaskStatus::Running;
     e.apply_poll(&poll(vec![a.clone()], 1), t(0));
     e.step(t(0));
-    a.desired_status = "STOPPED".into();
+    a.desired_status = TaskStatus::Stopped;
     e.apply_poll(&poll(vec![a], 2), t(1));
     e.step(t(1));
     assert!(e.task(ARN).unwrap().is_stopped());
@@ -493,7 +495,7 @@ fn depends_on_success_and_failure() {
     assert_eq!(launches(&e.step(t(2))), ["app"]);
     launched(&mut e, "app", "id-app", t(3));
     e.step(t(3));
-    assert_eq!(report(&mut e).last_status, "RUNNING");
+    assert_eq!(report(&mut e).last_status, TaskStatus::Running);
 
     // init exits 1: app can never start; the task fails to start.
     let mut e = Engine::new(cfg(), None);
@@ -505,8 +507,8 @@ fn depends_on_success_and_failure() {
     e.apply_state(&state("id-init", "init", Status::Exited, Some(1)), t(2));
     assert!(e.step(t(2)).is_empty());
     let o = report(&mut e);
-    assert_eq!(o.last_status, "STOPPED");
-    assert_eq!(o.stop_code.as_deref(), Some("TaskFailedToStart"));
+    assert_eq!(o.last_status, TaskStatus::Stopped);
+    assert_eq!(o.stop_code, Some(TaskStopCode::TaskFailedToStart));
     assert_eq!(o.containers[1].exit_code, Some(DEPENDENCY_EXIT_CODE));
     let reason = o.containers[1].reason.clone().unwrap();
     assert!(
@@ -540,8 +542,8 @@ fn start_timeout_gives_up_on_a_dependency() {
     assert_eq!(stops(&a), ["init"]);
     let rec = e.task(ARN).unwrap();
     assert_eq!(
-        rec.stop.as_ref().unwrap().code.as_deref(),
-        Some("TaskFailedToStart")
+        rec.stop.as_ref().unwrap().code,
+        Some(TaskStopCode::TaskFailedToStart)
     );
     assert!(rec.containers[1]
         .reason
@@ -599,7 +601,7 @@ fn awsvpc_pause_first_and_reported_ip() {
     launched(&mut e, "app", "id-app", t(2));
     e.step(t(2));
     let o = report(&mut e);
-    assert_eq!(o.last_status, "RUNNING");
+    assert_eq!(o.last_status, TaskStatus::Running);
     assert_eq!(
         o.containers.len(),
         1,
@@ -622,7 +624,7 @@ fn awsvpc_pause_first_and_reported_ip() {
     // Stop: the app first, the pause container last.
     e.apply_state(&state("id-app", "app", Status::Exited, Some(0)), t(3));
     assert_eq!(stops(&e.step(t(3))), [spec::PAUSE_CONTAINER_NAME]);
-    assert_eq!(report(&mut e).last_status, "DEPROVISIONING");
+    assert_eq!(report(&mut e).last_status, TaskStatus::Deprovisioning);
 }
 
 #[test]
@@ -650,7 +652,8 @@ fn restart_adopts_without_restarting() {
     let (req, _) = e2.build_report("default").unwrap();
     assert!(req.seq > seq, "the sequence keeps growing across restarts");
     assert_eq!(
-        req.tasks[0].last_status, "RUNNING",
+        req.tasks[0].last_status,
+        TaskStatus::Running,
         "reported again after a restart"
     );
 
@@ -662,9 +665,9 @@ fn restart_adopts_without_restarting() {
     let a = e3.step(t(20));
     assert!(launches(&a).is_empty() && stops(&a).is_empty(), "{a:?}");
     let o = report(&mut e3);
-    assert_eq!(o.last_status, "STOPPED");
+    assert_eq!(o.last_status, TaskStatus::Stopped);
     assert_eq!(o.containers[0].exit_code, Some(7));
-    assert_eq!(o.stop_code.as_deref(), Some("EssentialContainerExited"));
+    assert_eq!(o.stop_code, Some(TaskStopCode::EssentialContainerExited));
     assert!(o.containers[1]
         .reason
         .as_ref()
@@ -721,7 +724,7 @@ fn resync_does_not_miss_or_invent() {
     e.apply_resync(&[], gen, t(3));
     e.step(t(3));
     let o = report(&mut e);
-    assert_eq!(o.last_status, "STOPPED");
+    assert_eq!(o.last_status, TaskStatus::Stopped);
     // A missed die event is caught by the resync.
     let mut e = running_engine(vec![def("app", true)]);
     let gen = e.generation();
@@ -780,7 +783,7 @@ fn unassigned_running_task_is_stopped() {
 fn stop_failures_are_retried_later() {
     let mut e = running_engine(vec![def("app", true)]);
     let mut stop = assigned(vec![def("app", true)]);
-    stop.desired_status = "STOPPED".into();
+    stop.desired_status = TaskStatus::Stopped;
     e.apply_poll(&poll(vec![stop], 2), t(5));
     assert_eq!(stops(&e.step(t(5))), ["app"]);
     e.apply_outcome(
@@ -894,21 +897,21 @@ fn health_gates_dependants_and_sets_task_health() {
         Some(HealthStatus::UnknownValue)
     );
     assert_eq!(o.containers[1].health_status, None);
-    assert_eq!(o.health_status.as_deref(), Some("UNKNOWN"));
+    assert_eq!(o.health_status, Some(HealthStatus::UnknownValue));
     e.apply_state(&healthy("id-db", "db", Health::Healthy), t(2));
     assert_eq!(launches(&e.step(t(2))), ["app"]);
     launched(&mut e, "app", "id-app", t(3));
     e.step(t(3));
     let o = report(&mut e);
-    assert_eq!(o.last_status, "RUNNING");
+    assert_eq!(o.last_status, TaskStatus::Running);
     assert_eq!(o.containers[0].health_status, Some(HealthStatus::Healthy));
-    assert_eq!(o.health_status.as_deref(), Some("HEALTHY"));
+    assert_eq!(o.health_status, Some(HealthStatus::Healthy));
     // Unhealthy essential container: the task is UNHEALTHY, and keeps running.
     e.apply_state(&healthy("id-db", "db", Health::Unhealthy), t(4));
     e.step(t(4));
     let o = report(&mut e);
-    assert_eq!(o.last_status, "RUNNING");
-    assert_eq!(o.health_status.as_deref(), Some("UNHEALTHY"));
+    assert_eq!(o.last_status, TaskStatus::Running);
+    assert_eq!(o.health_status, Some(HealthStatus::Unhealthy));
 
     // A dependency that turns UNHEALTHY before HEALTHY can never be met.
     let mut e = Engine::new(cfg(), None);
@@ -948,9 +951,12 @@ fn task_health_counts_only_essential_checked_containers() {
     e.apply_state(&healthy("i1", "a", Health::Healthy), t(2));
     e.apply_state(&healthy("i2", "side", Health::Unhealthy), t(2));
     e.step(t(2));
-    assert_eq!(report(&mut e).health_status.as_deref(), Some("HEALTHY"));
+    assert_eq!(report(&mut e).health_status, Some(HealthStatus::Healthy));
     // No checked essential container at all: UNKNOWN.
     let mut e = Engine::new(cfg(), None);
     e.apply_poll(&poll(vec![assigned(vec![def("plain", true)])], 1), t(0));
-    assert_eq!(report(&mut e).health_status.as_deref(), Some("UNKNOWN"));
+    assert_eq!(
+        report(&mut e).health_status,
+        Some(HealthStatus::UnknownValue)
+    );
 }

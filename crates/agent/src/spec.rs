@@ -1150,15 +1150,17 @@ mod tests {
             task_arn:
                 "arn:aws:ecs:us-east-1:000000000000:task/default/0123456789abcdef0123456789abcdef"
                     .into(),
-            desired_status: "RUNNING".into(),
+            desired_status: stevedore_api::agent::TaskStatus::Running,
             task_definition: TaskDefinition {
                 family: Some("web".into()),
                 revision: Some(3),
                 container_definitions: Some(defs),
                 ..Default::default()
             },
-            launch_type: "EC2".into(),
-            ..Default::default()
+            overrides: None,
+            launch_type: stevedore_api::ecs::LaunchType::Ec2,
+            stopped_reason: None,
+            stop_code: None,
         }
     }
 

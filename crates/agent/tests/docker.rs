@@ -5,8 +5,9 @@ mod common;
 
 use common::*;
 use std::time::{Duration, Instant};
+use stevedore_api::agent::TaskStatus;
 use stevedore_api::ecs::{
-    ContainerOverride, NetworkMode, PortMapping, TaskOverride, Ulimit, UlimitName,
+    ContainerOverride, NetworkMode, PortMapping, TaskOverride, TaskStopCode, Ulimit, UlimitName,
 };
 use stevedore_runtime::{labels, PullBehavior};
 
@@ -47,8 +48,8 @@ async fn runs_a_task_reports_exit_codes_and_cleans_up() {
     // (which ignores SIGTERM) is killed after its 1 s stopTimeout.
     let stopped = h.fake.wait_status(&arn, "STOPPED", T).await;
     assert_eq!(
-        stopped.stop_code.as_deref(),
-        Some("EssentialContainerExited")
+        stopped.stop_code,
+        Some(TaskStopCode::EssentialContainerExited)
     );
     assert_eq!(
         stopped.stopped_reason.as_deref(),
@@ -70,7 +71,7 @@ async fn runs_a_task_reports_exit_codes_and_cleans_up() {
             r.tasks
                 .iter()
                 .filter(|t| t.task_arn == arn)
-                .map(|t| t.last_status.clone())
+                .map(|t| t.last_status.as_str().to_string())
         })
         .collect();
     let order = ["PENDING", "RUNNING", "STOPPING", "STOPPED"];
@@ -115,7 +116,7 @@ async fn non_essential_exit_keeps_the_task_running() {
     assert_eq!(find(&t, "side").last_status.as_deref(), Some("STOPPED"));
     tokio::time::sleep(Duration::from_millis(500)).await;
     let t = h.fake.latest(&arn).unwrap();
-    assert_eq!(t.last_status, "RUNNING");
+    assert_eq!(t.last_status, TaskStatus::Running);
     assert_eq!(find(&t, "app").last_status.as_deref(), Some("RUNNING"));
     assert!(t.stop_code.is_none());
     h.stop().await;
@@ -140,10 +141,10 @@ async fn stop_task_sends_sigterm_then_sigkill() {
     let asked = Instant::now();
     h.fake.stop_task(&arn, "UserInitiated", "rollback");
     let stopping = h.fake.wait_status(&arn, "STOPPING", T).await;
-    assert_eq!(stopping.stop_code.as_deref(), Some("UserInitiated"));
+    assert_eq!(stopping.stop_code, Some(TaskStopCode::UserInitiated));
     let t = h.fake.wait_status(&arn, "STOPPED", T).await;
     let took = asked.elapsed();
-    assert_eq!(t.stop_code.as_deref(), Some("UserInitiated"));
+    assert_eq!(t.stop_code, Some(TaskStopCode::UserInitiated));
     assert_eq!(t.stopped_reason.as_deref(), Some("rollback"));
     assert_eq!(find(&t, "graceful").exit_code, Some(0), "SIGTERM handled");
     assert_eq!(
@@ -186,7 +187,7 @@ async fn nonexistent_image_fails_to_start() {
         .fake
         .wait_status(&arn, "STOPPED", Duration::from_secs(60))
         .await;
-    assert_eq!(t.stop_code.as_deref(), Some("TaskFailedToStart"));
+    assert_eq!(t.stop_code, Some(TaskStopCode::TaskFailedToStart));
     let reason = t.stopped_reason.clone().unwrap();
     assert!(reason.starts_with("CannotPullContainerError: "), "{reason}");
     assert_eq!(find(&t, "app").reason.as_deref(), Some(reason.as_str()));
@@ -199,7 +200,7 @@ async fn nonexistent_image_fails_to_start() {
     c.command = Some(vec!["/no/such/binary".into()]);
     h.fake.assign(task(&arn, vec![c]));
     let t = h.fake.wait_status(&arn, "STOPPED", T).await;
-    assert_eq!(t.stop_code.as_deref(), Some("TaskFailedToStart"), "{t:#?}");
+    assert_eq!(t.stop_code, Some(TaskStopCode::TaskFailedToStart), "{t:#?}");
     let reason = find(&t, "app").reason.clone().unwrap();
     assert!(
         reason.starts_with("CannotStartContainerError: "),
@@ -290,7 +291,7 @@ async fn overrides_and_limits_reach_docker() {
     p.privileged = Some(true);
     h.fake.assign(task(&arn2, vec![p]));
     let t = h.fake.wait_status(&arn2, "STOPPED", T).await;
-    assert_eq!(t.stop_code.as_deref(), Some("TaskFailedToStart"));
+    assert_eq!(t.stop_code, Some(TaskStopCode::TaskFailedToStart));
     assert!(t.stopped_reason.unwrap().contains("privileged"));
     h.stop().await;
 }
@@ -435,7 +436,7 @@ async fn restart_adopts_containers_and_reports_what_changed() {
     h.start();
     let tb = h.fake.wait_status(&b, "STOPPED", T).await;
     assert_eq!(find(&tb, "solo").exit_code, Some(137));
-    assert_eq!(tb.stop_code.as_deref(), Some("EssentialContainerExited"));
+    assert_eq!(tb.stop_code, Some(TaskStopCode::EssentialContainerExited));
     let ta = h
         .fake
         .wait_for(&a, "side reported stopped", T, |t| {
@@ -445,7 +446,8 @@ async fn restart_adopts_containers_and_reports_what_changed() {
         })
         .await;
     assert_eq!(
-        ta.last_status, "RUNNING",
+        ta.last_status,
+        TaskStatus::Running,
         "a non-essential exit does not stop the task"
     );
     assert_eq!(
@@ -497,7 +499,7 @@ async fn survives_a_server_outage_and_two_agents_share_the_engine() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         h1.fake.latest(&a1).unwrap().last_status,
-        "RUNNING",
+        TaskStatus::Running,
         "not reported yet"
     );
     h1.fake
@@ -515,7 +517,10 @@ async fn survives_a_server_outage_and_two_agents_share_the_engine() {
         true,
         "agent 1 never touched agent 2's container"
     );
-    assert_eq!(h2.fake.latest(&a2).unwrap().last_status, "RUNNING");
+    assert_eq!(
+        h2.fake.latest(&a2).unwrap().last_status,
+        TaskStatus::Running
+    );
     h1.stop().await;
     h2.stop().await;
 }

@@ -6,10 +6,11 @@ mod common;
 
 use common::*;
 use std::time::Duration;
+use stevedore_api::agent::TaskStatus;
 use stevedore_api::ecs::{
     ContainerCondition, ContainerDependency, DockerVolumeConfiguration, HealthCheck, HealthStatus,
     HostEntry, HostVolumeProperties, KernelCapabilities, LinuxParameters, MountPoint, Scope,
-    SystemControl, Tmpfs, Volume, VolumeFrom,
+    SystemControl, TaskStopCode, Tmpfs, Volume, VolumeFrom,
 };
 use stevedore_runtime::labels;
 
@@ -109,7 +110,7 @@ async fn health_checks_gate_healthy_dependants_and_set_task_health() {
         find(&starting, "db").health_status,
         Some(HealthStatus::UnknownValue)
     );
-    assert_eq!(starting.health_status.as_deref(), Some("UNKNOWN"));
+    assert_eq!(starting.health_status, Some(HealthStatus::UnknownValue));
     assert_eq!(
         find(&starting, "app").last_status.as_deref(),
         Some("PENDING")
@@ -119,7 +120,7 @@ async fn health_checks_gate_healthy_dependants_and_set_task_health() {
     let db = find(&running, "db");
     let app = find(&running, "app");
     assert_eq!(db.health_status, Some(HealthStatus::Healthy));
-    assert_eq!(running.health_status.as_deref(), Some("HEALTHY"));
+    assert_eq!(running.health_status, Some(HealthStatus::Healthy));
     let gap = started_ms(app) - started_ms(db);
     assert!(
         gap >= 1500,
@@ -143,7 +144,7 @@ async fn health_checks_gate_healthy_dependants_and_set_task_health() {
     let unhealthy = h
         .fake
         .wait_for(&arn, "task UNHEALTHY", T, |t| {
-            t.health_status.as_deref() == Some("UNHEALTHY")
+            t.health_status == Some(HealthStatus::Unhealthy)
         })
         .await;
     assert_eq!(
@@ -151,10 +152,10 @@ async fn health_checks_gate_healthy_dependants_and_set_task_health() {
         Some(HealthStatus::Unhealthy)
     );
     // A standalone task keeps running whatever its health.
-    assert_eq!(unhealthy.last_status, "RUNNING");
+    assert_eq!(unhealthy.last_status, TaskStatus::Running);
 
     let stopped = h.fake.wait_status(&sick_arn, "STOPPED", T).await;
-    assert_eq!(stopped.stop_code.as_deref(), Some("TaskFailedToStart"));
+    assert_eq!(stopped.stop_code, Some(TaskStopCode::TaskFailedToStart));
     let reason = stopped.stopped_reason.clone().unwrap();
     assert!(
         reason.contains("dependency sick is UNHEALTHY (condition HEALTHY)"),
@@ -320,7 +321,7 @@ async fn volumes_bind_task_scoped_and_shared() {
     t3.task_definition.volumes = Some(vec![shared_volume(&missing, false)]);
     h.fake.assign(t3);
     let stopped = h.fake.wait_status(&arn3, "STOPPED", T).await;
-    assert_eq!(stopped.stop_code.as_deref(), Some("TaskFailedToStart"));
+    assert_eq!(stopped.stop_code, Some(TaskStopCode::TaskFailedToStart));
     let reason = stopped.stopped_reason.clone().unwrap();
     assert!(
         reason.contains(&missing) && reason.contains("autoprovision is false"),

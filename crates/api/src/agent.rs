@@ -16,7 +16,9 @@
 //! The instance itself registers with the ECS operation
 //! `RegisterContainerInstance`.
 
-use crate::ecs::{Attachment, Container, TaskDefinition, TaskOverride};
+use crate::ecs::{
+    Attachment, Container, HealthStatus, LaunchType, TaskDefinition, TaskOverride, TaskStopCode,
+};
 use crate::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -44,23 +46,23 @@ pub struct PollTasksResponse {
     pub tasks: Vec<AssignedTask>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AssignedTask {
     pub task_arn: String,
     /// `RUNNING` or `STOPPED`.
-    pub desired_status: String,
+    pub desired_status: TaskStatus,
     pub task_definition: TaskDefinition,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overrides: Option<TaskOverride>,
     /// `EC2`, `FARGATE` or `EXTERNAL`.
-    pub launch_type: String,
+    pub launch_type: LaunchType,
     /// Why the task is to stop, when desiredStatus is STOPPED.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_reason: Option<String>,
     /// The ECS `stopCode` to report when stopping at the server's request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stop_code: Option<String>,
+    pub stop_code: Option<TaskStopCode>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -81,13 +83,13 @@ pub struct ReportTaskStatesResponse {
 
 /// What the agent observed of one task. Fields use the ECS shapes so the
 /// server can copy them into DescribeTasks unchanged.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ObservedTask {
     pub task_arn: String,
     /// ECS task lastStatus: PENDING, ACTIVATING, RUNNING, DEACTIVATING,
     /// STOPPING, DEPROVISIONING or STOPPED.
-    pub last_status: String,
+    pub last_status: TaskStatus,
     pub containers: Vec<Container>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<Attachment>,
@@ -103,11 +105,11 @@ pub struct ObservedTask {
     pub stopped_reason: Option<String>,
     /// ECS TaskStopCode value, e.g. EssentialContainerExited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stop_code: Option<String>,
+    pub stop_code: Option<TaskStopCode>,
     /// ECS task healthStatus (HEALTHY, UNHEALTHY or UNKNOWN), derived from
     /// the essential containers' health checks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health_status: Option<String>,
+    pub health_status: Option<HealthStatus>,
 }
 
 /// ECS task `lastStatus` / `desiredStatus` as the task lifecycle documents

@@ -11,7 +11,7 @@ use crate::operation::{call, Wire};
 use crate::state::Cx;
 use std::time::Duration;
 use stevedore_api::agent::*;
-use stevedore_api::ecs::{DesiredStatus, LaunchType, Task, TaskStopCode};
+use stevedore_api::ecs::{DesiredStatus, LaunchType, Task};
 use stevedore_model::arn::{cluster_ref, ClusterRef};
 use stevedore_model::keys;
 
@@ -80,18 +80,12 @@ fn assigned(cx: &Cx, cluster: &str, arn: &str) -> ApiResult<Vec<AssignedTask>> {
         };
         out.push(AssignedTask {
             task_arn: t.task_arn.clone().unwrap_or_default(),
-            desired_status: desired.as_str().to_string(),
+            desired_status: TaskStatus::from(desired.as_str()),
             task_definition: td.value.definition,
             overrides: t.overrides.clone(),
-            launch_type: t
-                .launch_type
-                .as_ref()
-                .map(|l| l.as_str().to_string())
-                .unwrap_or_else(|| LaunchType::Ec2.as_str().to_string()),
+            launch_type: t.launch_type.clone().unwrap_or(LaunchType::Ec2),
             stopped_reason: stop.then(|| t.stopped_reason.clone()).flatten(),
-            stop_code: stop
-                .then(|| t.stop_code.as_ref().map(|c| c.as_str().to_string()))
-                .flatten(),
+            stop_code: stop.then(|| t.stop_code.clone()).flatten(),
         });
     }
     Ok(out)
@@ -158,8 +152,8 @@ fn rank(status: &TaskStatus) -> u8 {
 fn apply(cx: &Cx, t: &mut Task, o: &ObservedTask) -> bool {
     let before = serde_json::to_vec(&*t).unwrap_or_default();
     // Status only moves forward: a late report never resurrects a task.
-    if rank(&TaskStatus::from(o.last_status.as_str())) >= rank(&last_status(t)) {
-        t.last_status = Some(o.last_status.clone());
+    if rank(&o.last_status) >= rank(&last_status(t)) {
+        t.last_status = Some(o.last_status.as_str().to_string());
     }
     let stopped = last_status(t) == TaskStatus::Stopped;
     // Keep our container ARNs; take everything observed.
@@ -233,7 +227,7 @@ fn apply(cx: &Cx, t: &mut Task, o: &ObservedTask) -> bool {
         t.connectivity = Some(stevedore_api::ecs::Connectivity::Disconnected);
         // A stop the user asked for keeps its code and reason.
         if t.stop_code.is_none() {
-            t.stop_code = o.stop_code.as_deref().map(TaskStopCode::from);
+            t.stop_code = o.stop_code.clone();
             t.stopped_reason = o.stopped_reason.clone();
         }
     }

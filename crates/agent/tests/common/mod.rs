@@ -16,7 +16,7 @@ use stevedore_agent::{
 };
 use stevedore_api::agent::{
     AssignedTask, ObservedTask, PollTasksRequest, PollTasksResponse, ReportTaskStatesRequest,
-    ReportTaskStatesResponse,
+    ReportTaskStatesResponse, TaskStatus,
 };
 use stevedore_api::ecs::{
     ContainerDefinition, ContainerInstance, KeyValuePair, RegisterContainerInstanceRequest,
@@ -157,7 +157,7 @@ impl FakeControl {
     }
 
     pub async fn wait_status(&self, arn: &str, status: &str, timeout: Duration) -> ObservedTask {
-        self.wait_for(arn, status, timeout, |t| t.last_status == status)
+        self.wait_for(arn, status, timeout, |t| t.last_status.as_str() == status)
             .await
     }
 
@@ -530,15 +530,17 @@ pub fn kv(k: &str, v: &str) -> KeyValuePair {
 pub fn task(arn: &str, containers: Vec<ContainerDefinition>) -> AssignedTask {
     AssignedTask {
         task_arn: arn.into(),
-        desired_status: "RUNNING".into(),
+        desired_status: TaskStatus::Running,
         task_definition: TaskDefinition {
             family: Some("test".into()),
             revision: Some(1),
             container_definitions: Some(containers),
             ..Default::default()
         },
-        launch_type: "EC2".into(),
-        ..Default::default()
+        overrides: None,
+        launch_type: stevedore_api::ecs::LaunchType::Ec2,
+        stopped_reason: None,
+        stop_code: None,
     }
 }
 
