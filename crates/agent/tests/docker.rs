@@ -4,11 +4,12 @@
 mod common;
 
 use common::*;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use stevedore_api::ecs::{
     ContainerOverride, NetworkMode, PortMapping, TaskOverride, Ulimit, UlimitName,
 };
 use stevedore_runtime::{labels, PullBehavior};
+use tokio::time::Instant;
 
 const T: Duration = Duration::from_secs(20);
 
