@@ -532,9 +532,10 @@ impl Engine {
                     })
                     .collect();
             }
-            Err(reason) => {
+            Err(e) => {
                 // The task cannot run here: it stops at once, each
                 // container carrying the reason.
+                let reason = e.to_string();
                 rec.containers = a
                     .task_definition
                     .container_definitions

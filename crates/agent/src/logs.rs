@@ -272,15 +272,35 @@ pub fn parse_size(s: &str) -> Option<usize> {
     (v.is_finite() && (0.0..1e15).contains(&v)).then_some(v as usize)
 }
 
-/// Checks a container's `awslogs` options. `Err` is the reason the task
-/// reports.
+/// Why a container's `awslogs` options are refused. The task reports it
+/// as `spec::SpecError::AwsLogs`, which names the container.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AwsLogsError {
+    #[error("option {0} is not supported by this agent (supported: awslogs-group, awslogs-stream-prefix, awslogs-create-group, awslogs-region, mode, max-buffer-size)")]
+    UnsupportedOption(String),
+    #[error("the awslogs-group option is required")]
+    MissingGroup,
+    #[error("awslogs-region {region} is not this agent's region {agent_region} (there is one logs endpoint)")]
+    OtherRegion {
+        region: String,
+        agent_region: String,
+    },
+    /// The value, lowercased.
+    #[error("awslogs-create-group must be true or false, not {0:?}")]
+    InvalidCreateGroup(String),
+    #[error("mode must be blocking or non-blocking, not {0:?}")]
+    InvalidMode(String),
+    #[error("max-buffer-size is only supported with mode non-blocking")]
+    BufferSizeNeedsNonBlocking,
+    #[error("max-buffer-size {0:?} is not a size")]
+    InvalidBufferSize(String),
+}
+
+/// Checks a container's `awslogs` options.
 pub fn parse_awslogs(
     options: &BTreeMap<String, String>,
     agent_region: &str,
-    container: &str,
-) -> Result<AwsLogsConfig, String> {
-    let refuse =
-        |why: String| format!("CannotStartContainerError: awslogs (container {container}): {why}");
+) -> Result<AwsLogsConfig, AwsLogsError> {
     for key in options.keys() {
         let known = matches!(
             key.as_str(),
@@ -292,21 +312,20 @@ pub fn parse_awslogs(
                 | "max-buffer-size"
         );
         if !known {
-            return Err(refuse(format!(
-                "option {key} is not supported by this agent (supported: awslogs-group, awslogs-stream-prefix, awslogs-create-group, awslogs-region, mode, max-buffer-size)"
-            )));
+            return Err(AwsLogsError::UnsupportedOption(key.clone()));
         }
     }
     let group = options
         .get("awslogs-group")
         .filter(|g| !g.is_empty())
-        .ok_or_else(|| refuse("the awslogs-group option is required".into()))?
+        .ok_or(AwsLogsError::MissingGroup)?
         .clone();
     if let Some(region) = options.get("awslogs-region") {
         if region != agent_region {
-            return Err(refuse(format!(
-                "awslogs-region {region} is not this agent's region {agent_region} (there is one logs endpoint)"
-            )));
+            return Err(AwsLogsError::OtherRegion {
+                region: region.clone(),
+                agent_region: agent_region.to_string(),
+            });
         }
     }
     let stream_prefix = options
@@ -320,31 +339,21 @@ pub fn parse_awslogs(
         None => false,
         Some(v) if v == "true" => true,
         Some(v) if v == "false" => false,
-        Some(v) => {
-            return Err(refuse(format!(
-                "awslogs-create-group must be true or false, not {v:?}"
-            )))
-        }
+        Some(v) => return Err(AwsLogsError::InvalidCreateGroup(v)),
     };
     let mode = match options.get("mode").map(String::as_str) {
         None | Some("blocking") => LogMode::Blocking,
         Some("non-blocking") => LogMode::NonBlocking,
-        Some(v) => {
-            return Err(refuse(format!(
-                "mode must be blocking or non-blocking, not {v:?}"
-            )))
-        }
+        Some(v) => return Err(AwsLogsError::InvalidMode(v.to_string())),
     };
     let max_buffer_bytes = match options.get("max-buffer-size") {
         None => DEFAULT_MAX_BUFFER_BYTES,
         Some(_) if mode == LogMode::Blocking => {
-            return Err(refuse(
-                "max-buffer-size is only supported with mode non-blocking".into(),
-            ))
+            return Err(AwsLogsError::BufferSizeNeedsNonBlocking)
         }
         Some(v) => match parse_size(v) {
             Some(n) if n > 0 => n,
-            _ => return Err(refuse(format!("max-buffer-size {v:?} is not a size"))),
+            _ => return Err(AwsLogsError::InvalidBufferSize(v.clone())),
         },
     };
     Ok(AwsLogsConfig {
@@ -891,7 +900,6 @@ mod tests {
                 ("awslogs-create-group", "true"),
             ]),
             "us-east-1",
-            "app",
         )
         .unwrap();
         assert_eq!(c.group, "/ecs/app");
@@ -905,7 +913,6 @@ mod tests {
                 ("max-buffer-size", "4m"),
             ]),
             "us-east-1",
-            "app",
         )
         .unwrap();
         assert_eq!(c.mode, LogMode::NonBlocking);
@@ -913,30 +920,48 @@ mod tests {
         assert!(!c.create_group);
         assert_eq!(c.stream_name("app", "abc123", "deadbeef"), "deadbeef");
 
-        let err = |kv: &[(&str, &str)]| parse_awslogs(&opts(kv), "us-east-1", "app").unwrap_err();
+        let err = |kv: &[(&str, &str)]| parse_awslogs(&opts(kv), "us-east-1").unwrap_err();
         let e = err(&[("awslogs-stream-prefix", "p")]);
-        assert!(e.starts_with("CannotStartContainerError: "), "{e}");
-        assert!(e.contains("awslogs-group option is required"), "{e}");
-        assert!(
-            err(&[("awslogs-group", "g"), ("awslogs-region", "eu-west-1")])
-                .contains("not this agent's region")
+        assert_eq!(e, AwsLogsError::MissingGroup);
+        assert_eq!(e.to_string(), "the awslogs-group option is required");
+        assert_eq!(
+            err(&[("awslogs-group", "g"), ("awslogs-region", "eu-west-1")]),
+            AwsLogsError::OtherRegion {
+                region: "eu-west-1".into(),
+                agent_region: "us-east-1".into()
+            }
+        );
+        let e = err(&[("awslogs-group", "g"), ("awslogs-datetime-format", "%Y")]);
+        assert_eq!(
+            e,
+            AwsLogsError::UnsupportedOption("awslogs-datetime-format".into())
         );
         assert!(
-            err(&[("awslogs-group", "g"), ("awslogs-datetime-format", "%Y")])
-                .contains("awslogs-datetime-format is not supported")
+            e.to_string()
+                .starts_with("option awslogs-datetime-format is not supported by this agent"),
+            "{e}"
         );
-        assert!(err(&[("awslogs-group", "g"), ("mode", "fast")]).contains("mode"));
-        assert!(err(&[("awslogs-group", "g"), ("max-buffer-size", "1m")])
-            .contains("only supported with mode non-blocking"));
-        assert!(err(&[
-            ("awslogs-group", "g"),
-            ("mode", "non-blocking"),
-            ("max-buffer-size", "lots")
-        ])
-        .contains("not a size"));
-        assert!(
-            err(&[("awslogs-group", "g"), ("awslogs-create-group", "yes")])
-                .contains("true or false")
+        assert_eq!(
+            err(&[("awslogs-group", "g"), ("mode", "fast")]),
+            AwsLogsError::InvalidMode("fast".into())
+        );
+        assert_eq!(
+            err(&[("awslogs-group", "g"), ("max-buffer-size", "1m")]),
+            AwsLogsError::BufferSizeNeedsNonBlocking
+        );
+        assert_eq!(
+            err(&[
+                ("awslogs-group", "g"),
+                ("mode", "non-blocking"),
+                ("max-buffer-size", "lots")
+            ]),
+            AwsLogsError::InvalidBufferSize("lots".into())
+        );
+        let e = err(&[("awslogs-group", "g"), ("awslogs-create-group", "YES")]);
+        assert_eq!(e, AwsLogsError::InvalidCreateGroup("yes".into()));
+        assert_eq!(
+            e.to_string(),
+            "awslogs-create-group must be true or false, not \"yes\""
         );
     }
 

@@ -5,7 +5,7 @@
 //! will report — any field this agent cannot honour, instead of silently
 //! dropping it.
 
-use crate::logs::AwsLogsConfig;
+use crate::logs::{AwsLogsConfig, AwsLogsError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use stevedore_api::agent::AssignedTask;
@@ -55,6 +55,24 @@ pub enum NetMode {
     Host,
     None,
     Awsvpc,
+}
+
+impl NetMode {
+    /// The ECS `networkMode` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetMode::Bridge => "bridge",
+            NetMode::Host => "host",
+            NetMode::None => "none",
+            NetMode::Awsvpc => "awsvpc",
+        }
+    }
+}
+
+impl std::fmt::Display for NetMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A `dependsOn` condition this agent implements.
@@ -201,32 +219,223 @@ fn base_labels(ctx: &SpecContext, task: &AssignedTask) -> BTreeMap<String, Strin
     l
 }
 
-fn unsupported(what: &str) -> String {
-    format!("CannotCreateContainerError: {what} is not supported by this agent")
+/// Whose field a [`SpecError::Unsupported`] names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldOwner {
+    /// The task definition or the task's overrides.
+    Task,
+    /// A container definition (or its override), by name.
+    Container(String),
+    /// A task definition volume, by name.
+    Volume(String),
 }
 
-fn create_error(msg: impl std::fmt::Display) -> String {
-    format!("CannotCreateContainerError: {msg}")
+impl std::fmt::Display for FieldOwner {
+    /// How the reason names the owner after the field: nothing for the
+    /// task, ` (container NAME)`, ` (volume NAME)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FieldOwner::Task => Ok(()),
+            FieldOwner::Container(name) => write!(f, " (container {name})"),
+            FieldOwner::Volume(name) => write!(f, " (volume {name})"),
+        }
+    }
+}
+
+/// Why [`plan_task`] refuses a task. The `Display` text is the stopped
+/// reason the task and its containers report, with the ECS error class
+/// first (`CannotCreateContainerError: `, or `CannotStartContainerError: `
+/// for logging); decide on the variant, never on the text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    // Fields and features this agent cannot honour.
+    /// A field present that the agent would otherwise drop.
+    #[error("CannotCreateContainerError: {field}{owner} is not supported by this agent")]
+    Unsupported {
+        field: &'static str,
+        owner: FieldOwner,
+    },
+    #[error("CannotCreateContainerError: networkMode {0} is not supported by this agent")]
+    UnsupportedNetworkMode(String),
+    #[error("CannotCreateContainerError: awsvpc network mode is not available on this container instance (no pause image)")]
+    AwsvpcUnavailable,
+    #[error("CannotCreateContainerError: container {container} asks for privileged mode, which is not allowed on this container instance")]
+    PrivilegedNotAllowed { container: String },
+    #[error("CannotCreateContainerError: container {container}: portMappings are not allowed in none network mode")]
+    PortMappingsInNoneMode { container: String },
+    /// A field the task's network mode does not allow.
+    #[error("CannotCreateContainerError: container {container}: {field} is not allowed in {mode} network mode")]
+    NotAllowedInNetworkMode {
+        container: String,
+        field: &'static str,
+        mode: NetMode,
+    },
+
+    // The task definition's shape.
+    #[error("CannotCreateContainerError: invalid task {what} {value:?}")]
+    InvalidTaskSize { what: &'static str, value: String },
+    #[error("CannotCreateContainerError: the task definition has no containers")]
+    NoContainers,
+    #[error("CannotCreateContainerError: invalid or duplicate container name {0:?}")]
+    InvalidContainerName(String),
+    #[error("CannotCreateContainerError: containerOverrides names container {0:?}, which is not in the task definition")]
+    UnknownOverrideContainer(String),
+    #[error("CannotCreateContainerError: container {container} has no image")]
+    MissingImage { container: String },
+
+    // Limits.
+    #[error("CannotCreateContainerError: container {container}: cpu must not be negative")]
+    NegativeCpu { container: String },
+    #[error("CannotCreateContainerError: container {container}: memory {memory} MiB is more than the task memory {task_memory} MiB")]
+    MemoryAboveTask {
+        container: String,
+        memory: i64,
+        task_memory: i64,
+    },
+    /// `what` is `memory` or `memoryReservation`.
+    #[error("CannotCreateContainerError: container {container}: {what} {mib} MiB is below the minimum of {MIN_CONTAINER_MEMORY_MIB} MiB")]
+    MemoryBelowMinimum {
+        container: String,
+        what: &'static str,
+        mib: i64,
+    },
+    #[error("CannotCreateContainerError: container {container}: memoryReservation {reservation} MiB is more than the memory limit {limit} MiB")]
+    ReservationAboveLimit {
+        container: String,
+        reservation: i64,
+        limit: i64,
+    },
+    #[error("CannotCreateContainerError: container {container}: ulimit without a name")]
+    UlimitWithoutName { container: String },
+
+    // Ports.
+    #[error("CannotCreateContainerError: container {container}: invalid containerPort")]
+    InvalidContainerPort { container: String },
+    #[error("CannotCreateContainerError: container {container}: invalid hostPort {host_port}")]
+    InvalidHostPort { container: String, host_port: i32 },
+    #[error("CannotCreateContainerError: unknown protocol {0:?}")]
+    UnknownProtocol(String),
+    /// Host and awsvpc mode publish the container port itself.
+    #[error("CannotCreateContainerError: container {container}: hostPort must equal containerPort ({container_port}) in {mode} network mode")]
+    HostPortNotContainerPort {
+        container: String,
+        container_port: u16,
+        mode: NetMode,
+    },
+
+    // Dependencies between containers.
+    #[error("CannotCreateContainerError: container {container} depends on {dependency:?}, which is not another container of the task")]
+    UnknownDependency {
+        container: String,
+        dependency: String,
+    },
+    #[error("CannotCreateContainerError: container {container} depends on {dependency} being HEALTHY, but {dependency} has no healthCheck")]
+    HealthyWithoutHealthCheck {
+        container: String,
+        dependency: String,
+    },
+    #[error("CannotCreateContainerError: unknown dependsOn condition {0:?}")]
+    UnknownCondition(String),
+    #[error("CannotCreateContainerError: the containers' dependsOn form a cycle")]
+    DependencyCycle,
+    #[error("CannotCreateContainerError: container {container}: volumesFrom names {source_container:?}, which is not another container of the task")]
+    InvalidVolumesFrom {
+        container: String,
+        source_container: String,
+    },
+    #[error("CannotCreateContainerError: container {container}: link {link:?} does not name another container of the task")]
+    InvalidLink { container: String, link: String },
+
+    // Volumes and mounts.
+    #[error("CannotCreateContainerError: invalid or duplicate volume name {0:?}")]
+    InvalidVolumeName(String),
+    #[error(
+        "CannotCreateContainerError: volume {volume} has both host and dockerVolumeConfiguration"
+    )]
+    VolumeHostAndDocker { volume: String },
+    #[error("CannotCreateContainerError: volume {volume}: host.sourcePath {path:?} is not an absolute path")]
+    VolumeSourceNotAbsolute { volume: String, path: String },
+    #[error("CannotCreateContainerError: volume {volume}: unknown scope {scope:?}")]
+    UnknownVolumeScope { volume: String, scope: String },
+    #[error("CannotCreateContainerError: container {container}: mountPoints names volume {volume:?}, which is not in the task definition")]
+    UnknownMountVolume { container: String, volume: String },
+    /// A container path (`field` names it) that must be absolute.
+    #[error("CannotCreateContainerError: container {container}: {field} {path:?} is not an absolute path")]
+    NotAbsolutePath {
+        container: String,
+        field: &'static str,
+        path: Option<String>,
+    },
+
+    // Health check, Linux parameters and host options.
+    #[error("CannotCreateContainerError: container {container}: healthCheck.command must start with CMD or CMD-SHELL and name a command")]
+    InvalidHealthCheckCommand { container: String },
+    /// `field` is `interval`, `timeout`, `retries` or `startPeriod`.
+    #[error("CannotCreateContainerError: container {container}: healthCheck.{field} {value} is negative")]
+    NegativeHealthCheckValue {
+        container: String,
+        field: &'static str,
+        value: i32,
+    },
+    #[error(
+        "CannotCreateContainerError: container {container}: tmpfs {path} needs a positive size"
+    )]
+    TmpfsWithoutSize { container: String, path: String },
+    #[error(
+        "CannotCreateContainerError: container {container}: sharedMemorySize must be positive"
+    )]
+    NonPositiveSharedMemory { container: String },
+    #[error("CannotCreateContainerError: container {container}: unknown device permission {permission:?}")]
+    UnknownDevicePermission {
+        container: String,
+        permission: String,
+    },
+    #[error("CannotCreateContainerError: container {container}: systemControls need a namespace and a value")]
+    IncompleteSystemControl { container: String },
+    #[error("CannotCreateContainerError: container {container}: extraHosts need a hostname and an ipAddress")]
+    IncompleteExtraHost { container: String },
+
+    // Logging.
+    #[error(
+        "CannotCreateContainerError: container {container}: logConfiguration without a logDriver"
+    )]
+    MissingLogDriver { container: String },
+    #[error("CannotStartContainerError: container {container}: the log driver {driver} is not available on this container instance (the Docker engine has: {})", .available.join(", "))]
+    LogDriverUnavailable {
+        container: String,
+        driver: String,
+        /// The engine's logging drivers.
+        available: Vec<String>,
+    },
+    #[error("CannotStartContainerError: awslogs (container {container}): {error}")]
+    AwsLogs {
+        container: String,
+        error: AwsLogsError,
+    },
+}
+
+fn unsupported(field: &'static str, owner: FieldOwner) -> SpecError {
+    SpecError::Unsupported { field, owner }
 }
 
 /// Task-level checks: fields the agent would otherwise drop.
-fn check_task_fields(task: &AssignedTask) -> Result<(), String> {
+fn check_task_fields(task: &AssignedTask) -> Result<(), SpecError> {
     let td = &task.task_definition;
     if td.pid_mode.is_some() {
-        return Err(unsupported("pidMode"));
+        return Err(unsupported("pidMode", FieldOwner::Task));
     }
     if td.ipc_mode.is_some() {
-        return Err(unsupported("ipcMode"));
+        return Err(unsupported("ipcMode", FieldOwner::Task));
     }
     if td.proxy_configuration.is_some() {
-        return Err(unsupported("proxyConfiguration"));
+        return Err(unsupported("proxyConfiguration", FieldOwner::Task));
     }
     if td
         .inference_accelerators
         .as_ref()
         .is_some_and(|v| !v.is_empty())
     {
-        return Err(unsupported("inferenceAccelerators"));
+        return Err(unsupported("inferenceAccelerators", FieldOwner::Task));
     }
     if td.task_role_arn.is_some()
         || task
@@ -234,14 +443,20 @@ fn check_task_fields(task: &AssignedTask) -> Result<(), String> {
             .as_ref()
             .is_some_and(|o| o.task_role_arn.is_some())
     {
-        return Err(unsupported("taskRoleArn (task IAM role credentials)"));
+        return Err(unsupported(
+            "taskRoleArn (task IAM role credentials)",
+            FieldOwner::Task,
+        ));
     }
     if let Some(o) = &task.overrides {
         if o.inference_accelerator_overrides
             .as_ref()
             .is_some_and(|v| !v.is_empty())
         {
-            return Err(unsupported("inferenceAcceleratorOverrides"));
+            return Err(unsupported(
+                "inferenceAcceleratorOverrides",
+                FieldOwner::Task,
+            ));
         }
     }
     Ok(())
@@ -251,9 +466,9 @@ fn check_task_fields(task: &AssignedTask) -> Result<(), String> {
 fn check_container_fields(
     c: &ContainerDefinition,
     o: Option<&ContainerOverride>,
-) -> Result<(), String> {
+) -> Result<(), SpecError> {
     let name = c.name.as_deref().unwrap_or("?");
-    let checks: [(bool, &str); 9] = [
+    let checks: [(bool, &'static str); 9] = [
         (c.secrets.as_ref().is_some_and(|v| !v.is_empty()), "secrets"),
         (
             c.environment_files.as_ref().is_some_and(|v| !v.is_empty()),
@@ -292,14 +507,15 @@ fn check_container_fields(
     ];
     for (present, field) in checks {
         if present {
-            return Err(unsupported(&format!("{field} (container {name})")));
+            return Err(unsupported(field, FieldOwner::Container(name.to_string())));
         }
     }
     if let Some(lp) = &c.linux_parameters {
         if lp.max_swap.is_some() || lp.swappiness.is_some() {
-            return Err(unsupported(&format!(
-                "linuxParameters.maxSwap and swappiness (container {name})"
-            )));
+            return Err(unsupported(
+                "linuxParameters.maxSwap and swappiness",
+                FieldOwner::Container(name.to_string()),
+            ));
         }
     }
     Ok(())
@@ -313,7 +529,7 @@ fn log_plan(
     ctx: &SpecContext,
     c: &ContainerDefinition,
     name: &str,
-) -> Result<(Option<LogConfig>, Option<AwsLogsConfig>), String> {
+) -> Result<(Option<LogConfig>, Option<AwsLogsConfig>), SpecError> {
     let Some(lc) = &c.log_configuration else {
         return Ok((None, None));
     };
@@ -323,28 +539,33 @@ fn log_plan(
         .map(|d| d.as_str().to_string())
         .unwrap_or_default();
     if lc.secret_options.as_ref().is_some_and(|o| !o.is_empty()) {
-        return Err(unsupported(&format!(
-            "logConfiguration.secretOptions (container {name})"
-        )));
+        return Err(unsupported(
+            "logConfiguration.secretOptions",
+            FieldOwner::Container(name.to_string()),
+        ));
     }
     let options = lc.options.clone().unwrap_or_default();
     match driver.as_str() {
         "awslogs" => {
-            let aws = crate::logs::parse_awslogs(&options, &ctx.region, name)?;
+            let aws = crate::logs::parse_awslogs(&options, &ctx.region).map_err(|error| {
+                SpecError::AwsLogs {
+                    container: name.to_string(),
+                    error,
+                }
+            })?;
             let local = crate::logs::spool_log_config();
             Ok((Some(local), Some(aws)))
         }
         "json-file" | "none" => Ok((Some(LogConfig { driver, options }), None)),
-        "" => Err(create_error(format!(
-            "container {name}: logConfiguration without a logDriver"
-        ))),
-        _ if ctx.log_drivers.contains(&driver) => {
-            Ok((Some(LogConfig { driver, options }), None))
-        }
-        _ => Err(format!(
-            "CannotStartContainerError: container {name}: the log driver {driver} is not available on this container instance (the Docker engine has: {})",
-            ctx.log_drivers.join(", ")
-        )),
+        "" => Err(SpecError::MissingLogDriver {
+            container: name.to_string(),
+        }),
+        _ if ctx.log_drivers.contains(&driver) => Ok((Some(LogConfig { driver, options }), None)),
+        _ => Err(SpecError::LogDriverUnavailable {
+            container: name.to_string(),
+            driver,
+            available: ctx.log_drivers.clone(),
+        }),
     }
 }
 
@@ -364,17 +585,17 @@ fn merge_env(base: &[KeyValuePair], over: &[KeyValuePair]) -> Vec<(String, Strin
     out
 }
 
-fn protocol(p: &Option<TransportProtocol>) -> Result<Protocol, String> {
+fn protocol(p: &Option<TransportProtocol>) -> Result<Protocol, SpecError> {
     match p {
         None | Some(TransportProtocol::Tcp) => Ok(Protocol::Tcp),
         Some(TransportProtocol::Udp) => Ok(Protocol::Udp),
-        Some(TransportProtocol::Unknown(v)) => Err(create_error(format!("unknown protocol {v:?}"))),
+        Some(TransportProtocol::Unknown(v)) => Err(SpecError::UnknownProtocol(v.clone())),
     }
 }
 
 /// Plans `task`: the pause container (awsvpc) and one spec per container
-/// definition, with overrides applied. `Err` is the stopped reason.
-pub fn plan_task(ctx: &SpecContext, task: &AssignedTask) -> Result<TaskPlan, String> {
+/// definition, with overrides applied. `Err`'s text is the stopped reason.
+pub fn plan_task(ctx: &SpecContext, task: &AssignedTask) -> Result<TaskPlan, SpecError> {
     check_task_fields(task)?;
     let td = &task.task_definition;
     let task_id = task_id(&task.task_arn);
@@ -383,30 +604,34 @@ pub fn plan_task(ctx: &SpecContext, task: &AssignedTask) -> Result<TaskPlan, Str
         Some(NetworkMode::Host) => NetMode::Host,
         Some(NetworkMode::None) => NetMode::None,
         Some(NetworkMode::Awsvpc) => NetMode::Awsvpc,
-        Some(NetworkMode::Unknown(m)) => return Err(unsupported(&format!("networkMode {m}"))),
+        Some(NetworkMode::Unknown(m)) => return Err(SpecError::UnsupportedNetworkMode(m.clone())),
     };
     let overrides = task.overrides.as_ref();
     let task_cpu = overrides
         .and_then(|o| o.cpu.as_deref())
         .or(td.cpu.as_deref())
         .map(|s| {
-            stevedore_model::taskdef::parse_cpu(s)
-                .ok_or_else(|| create_error(format!("invalid task cpu {s:?}")))
+            stevedore_model::taskdef::parse_cpu(s).ok_or_else(|| SpecError::InvalidTaskSize {
+                what: "cpu",
+                value: s.to_string(),
+            })
         })
         .transpose()?;
     let task_memory = overrides
         .and_then(|o| o.memory.as_deref())
         .or(td.memory.as_deref())
         .map(|s| {
-            stevedore_model::taskdef::parse_memory(s)
-                .ok_or_else(|| create_error(format!("invalid task memory {s:?}")))
+            stevedore_model::taskdef::parse_memory(s).ok_or_else(|| SpecError::InvalidTaskSize {
+                what: "memory",
+                value: s.to_string(),
+            })
         })
         .transpose()?;
     let nano_cpus = task_cpu.map(|units| i64::from(units) * 1_000_000_000 / 1024);
 
     let defs = td.container_definitions.as_deref().unwrap_or_default();
     if defs.is_empty() {
-        return Err(create_error("the task definition has no containers"));
+        return Err(SpecError::NoContainers);
     }
     let names: Vec<String> = defs
         .iter()
@@ -415,9 +640,7 @@ pub fn plan_task(ctx: &SpecContext, task: &AssignedTask) -> Result<TaskPlan, Str
     let mut seen = BTreeSet::new();
     for n in &names {
         if n.is_empty() || !seen.insert(n.as_str()) {
-            return Err(create_error(format!(
-                "invalid or duplicate container name {n:?}"
-            )));
+            return Err(SpecError::InvalidContainerName(n.clone()));
         }
     }
     for o in overrides
@@ -426,9 +649,7 @@ pub fn plan_task(ctx: &SpecContext, task: &AssignedTask) -> Result<TaskPlan, Str
     {
         let n = o.name.as_deref().unwrap_or_default();
         if !names.iter().any(|x| x == n) {
-            return Err(create_error(format!(
-                "containerOverrides names container {n:?}, which is not in the task definition"
-            )));
+            return Err(SpecError::UnknownOverrideContainer(n.to_string()));
         }
     }
 
@@ -436,9 +657,7 @@ pub fn plan_task(ctx: &SpecContext, task: &AssignedTask) -> Result<TaskPlan, Str
     let base = base_labels(ctx, task);
     let pause = if network == NetMode::Awsvpc {
         let Some(image) = ctx.pause_image.clone() else {
-            return Err(create_error(
-                "awsvpc network mode is not available on this container instance (no pause image)",
-            ));
+            return Err(SpecError::AwsvpcUnavailable);
         };
         let mut l = base.clone();
         l.insert(labels::ROLE.to_string(), PAUSE_ROLE.to_string());
@@ -497,11 +716,13 @@ pub fn plan_task(ctx: &SpecContext, task: &AssignedTask) -> Result<TaskPlan, Str
             .image
             .clone()
             .filter(|i| !i.trim().is_empty())
-            .ok_or_else(|| create_error(format!("container {name} has no image")))?;
+            .ok_or_else(|| SpecError::MissingImage {
+                container: name.clone(),
+            })?;
         if c.privileged == Some(true) && !ctx.allow_privileged {
-            return Err(create_error(format!(
-                "container {name} asks for privileged mode, which is not allowed on this container instance"
-            )));
+            return Err(SpecError::PrivilegedNotAllowed {
+                container: name.clone(),
+            });
         }
 
         let command = o
@@ -518,17 +739,19 @@ pub fn plan_task(ctx: &SpecContext, task: &AssignedTask) -> Result<TaskPlan, Str
             .or(c.memory_reservation)
             .map(i64::from);
         if cpu < 0 {
-            return Err(create_error(format!(
-                "container {name}: cpu must not be negative"
-            )));
+            return Err(SpecError::NegativeCpu {
+                container: name.clone(),
+            });
         }
         // Task memory caps every container: a container without its own
         // hard limit gets the task's; one above it is refused, as by ECS.
         let memory_limit = match (memory, task_memory.map(i64::from)) {
             (Some(m), Some(t)) if m > t => {
-                return Err(create_error(format!(
-                    "container {name}: memory {m} MiB is more than the task memory {t} MiB"
-                )))
+                return Err(SpecError::MemoryAboveTask {
+                    container: name.clone(),
+                    memory: m,
+                    task_memory: t,
+                })
             }
             (Some(m), _) => Some(m),
             (None, t) => t,
@@ -539,17 +762,21 @@ pub fn plan_task(ctx: &SpecContext, task: &AssignedTask) -> Result<TaskPlan, Str
         ] {
             if let Some(v) = v {
                 if v < MIN_CONTAINER_MEMORY_MIB {
-                    return Err(create_error(format!(
-                        "container {name}: {what} {v} MiB is below the minimum of {MIN_CONTAINER_MEMORY_MIB} MiB"
-                    )));
+                    return Err(SpecError::MemoryBelowMinimum {
+                        container: name.clone(),
+                        what,
+                        mib: v,
+                    });
                 }
             }
         }
         if let (Some(m), Some(r)) = (memory_limit, memory_reservation) {
             if r > m {
-                return Err(create_error(format!(
-                    "container {name}: memoryReservation {r} MiB is more than the memory limit {m} MiB"
-                )));
+                return Err(SpecError::ReservationAboveLimit {
+                    container: name.clone(),
+                    reservation: r,
+                    limit: m,
+                });
             }
         }
 
@@ -557,19 +784,25 @@ pub fn plan_task(ctx: &SpecContext, task: &AssignedTask) -> Result<TaskPlan, Str
         let mut host_mode_ports = Vec::new();
         for pm in c.port_mappings.as_deref().unwrap_or_default() {
             if pm.container_port_range.is_some() {
-                return Err(unsupported(&format!(
-                    "containerPortRange (container {name})"
-                )));
+                return Err(unsupported(
+                    "containerPortRange",
+                    FieldOwner::Container(name.clone()),
+                ));
             }
             let cp = pm
                 .container_port
                 .and_then(|p| u16::try_from(p).ok())
                 .filter(|p| *p > 0)
-                .ok_or_else(|| create_error(format!("container {name}: invalid containerPort")))?;
+                .ok_or_else(|| SpecError::InvalidContainerPort {
+                    container: name.clone(),
+                })?;
             let hp = match pm.host_port {
                 None | Some(0) => None,
                 Some(h) => Some(u16::try_from(h).ok().filter(|h| *h > 0).ok_or_else(|| {
-                    create_error(format!("container {name}: invalid hostPort {h}"))
+                    SpecError::InvalidHostPort {
+                        container: name.clone(),
+                        host_port: h,
+                    }
                 })?),
             };
             let proto = protocol(&pm.protocol)?;
@@ -581,10 +814,11 @@ pub fn plan_task(ctx: &SpecContext, task: &AssignedTask) -> Result<TaskPlan, Str
                 }),
                 NetMode::Host | NetMode::Awsvpc => {
                     if hp.is_some_and(|h| h != cp) {
-                        return Err(create_error(format!(
-                            "container {name}: hostPort must equal containerPort ({cp}) in {} network mode",
-                            if network == NetMode::Host { "host" } else { "awsvpc" }
-                        )));
+                        return Err(SpecError::HostPortNotContainerPort {
+                            container: name.clone(),
+                            container_port: cp,
+                            mode: network,
+                        });
                     }
                     if network == NetMode::Host {
                         host_mode_ports.push(PortSpec {
@@ -595,9 +829,9 @@ pub fn plan_task(ctx: &SpecContext, task: &AssignedTask) -> Result<TaskPlan, Str
                     }
                 }
                 NetMode::None => {
-                    return Err(create_error(format!(
-                        "container {name}: portMappings are not allowed in none network mode"
-                    )))
+                    return Err(SpecError::PortMappingsInNoneMode {
+                        container: name.clone(),
+                    })
                 }
             }
         }
@@ -608,7 +842,9 @@ pub fn plan_task(ctx: &SpecContext, task: &AssignedTask) -> Result<TaskPlan, Str
                 .name
                 .as_ref()
                 .map(|n| n.as_str().to_string())
-                .ok_or_else(|| create_error(format!("container {name}: ulimit without a name")))?;
+                .ok_or_else(|| SpecError::UlimitWithoutName {
+                    container: name.clone(),
+                })?;
             ulimits.push(Ulimit {
                 name: uname,
                 soft: i64::from(u.soft_limit.unwrap_or(0)),
@@ -620,9 +856,10 @@ pub fn plan_task(ctx: &SpecContext, task: &AssignedTask) -> Result<TaskPlan, Str
         for d in c.depends_on.as_deref().unwrap_or_default() {
             let dep = d.container_name.clone().unwrap_or_default();
             if !names.contains(&dep) || dep == *name {
-                return Err(create_error(format!(
-                    "container {name} depends on {dep:?}, which is not another container of the task"
-                )));
+                return Err(SpecError::UnknownDependency {
+                    container: name.clone(),
+                    dependency: dep,
+                });
             }
             let cond = match &d.condition {
                 Some(ContainerCondition::Start) | None => Condition::Start,
@@ -633,14 +870,15 @@ pub fn plan_task(ctx: &SpecContext, task: &AssignedTask) -> Result<TaskPlan, Str
                         .iter()
                         .any(|x| x.name.as_ref() == Some(&dep) && x.health_check.is_some());
                     if !has_check {
-                        return Err(create_error(format!(
-                            "container {name} depends on {dep} being HEALTHY, but {dep} has no healthCheck"
-                        )));
+                        return Err(SpecError::HealthyWithoutHealthCheck {
+                            container: name.clone(),
+                            dependency: dep,
+                        });
                     }
                     Condition::Healthy
                 }
                 Some(ContainerCondition::Unknown(v)) => {
-                    return Err(create_error(format!("unknown dependsOn condition {v:?}")))
+                    return Err(SpecError::UnknownCondition(v.clone()))
                 }
             };
             depends_on.push((dep, cond));
@@ -738,7 +976,7 @@ fn plan_volumes(
     ctx: &SpecContext,
     task: &AssignedTask,
     task_id: &str,
-) -> Result<BTreeMap<String, VolumeSource>, String> {
+) -> Result<BTreeMap<String, VolumeSource>, SpecError> {
     let mut out = BTreeMap::new();
     for v in task.task_definition.volumes.as_deref().unwrap_or_default() {
         let name = v.name.clone().unwrap_or_default();
@@ -748,9 +986,7 @@ fn plan_volumes(
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if !valid || out.contains_key(&name) {
-            return Err(create_error(format!(
-                "invalid or duplicate volume name {name:?}"
-            )));
+            return Err(SpecError::InvalidVolumeName(name));
         }
         for (present, what) in [
             (
@@ -768,7 +1004,7 @@ fn plan_volumes(
             (v.configured_at_launch == Some(true), "configuredAtLaunch"),
         ] {
             if present {
-                return Err(unsupported(&format!("{what} (volume {name})")));
+                return Err(unsupported(what, FieldOwner::Volume(name)));
             }
         }
         let source_path = v
@@ -777,16 +1013,10 @@ fn plan_volumes(
             .and_then(|h| h.source_path.clone())
             .filter(|p| !p.is_empty());
         let source = match (source_path, &v.docker_volume_configuration) {
-            (Some(_), Some(_)) => {
-                return Err(create_error(format!(
-                    "volume {name} has both host and dockerVolumeConfiguration"
-                )))
-            }
+            (Some(_), Some(_)) => return Err(SpecError::VolumeHostAndDocker { volume: name }),
             (Some(path), None) => {
                 if !path.starts_with('/') {
-                    return Err(create_error(format!(
-                        "volume {name}: host.sourcePath {path:?} is not an absolute path"
-                    )));
+                    return Err(SpecError::VolumeSourceNotAbsolute { volume: name, path });
                 }
                 VolumeSource::Bind(path)
             }
@@ -795,7 +1025,10 @@ fn plan_volumes(
                     None | Some(Scope::Task) => false,
                     Some(Scope::Shared) => true,
                     Some(Scope::Unknown(s)) => {
-                        return Err(create_error(format!("volume {name}: unknown scope {s:?}")))
+                        return Err(SpecError::UnknownVolumeScope {
+                            volume: name,
+                            scope: s.clone(),
+                        })
                     }
                 };
                 let mut l = d.labels.clone().unwrap_or_default();
@@ -835,12 +1068,14 @@ fn plan_volumes(
     Ok(out)
 }
 
-fn absolute(path: Option<&String>, what: &str, name: &str) -> Result<String, String> {
+fn absolute(path: Option<&String>, field: &'static str, name: &str) -> Result<String, SpecError> {
     match path {
         Some(p) if p.starts_with('/') => Ok(p.clone()),
-        other => Err(create_error(format!(
-            "container {name}: {what} {other:?} is not an absolute path"
-        ))),
+        other => Err(SpecError::NotAbsolutePath {
+            container: name.to_string(),
+            field,
+            path: other.cloned(),
+        }),
     }
 }
 
@@ -863,19 +1098,13 @@ fn container_options(
     network: NetMode,
     volumes: &BTreeMap<String, VolumeSource>,
     depends_on: &mut Vec<(String, Condition)>,
-) -> Result<(ContainerOptions, Vec<NeededVolume>), String> {
+) -> Result<(ContainerOptions, Vec<NeededVolume>), SpecError> {
     let mut o = ContainerOptions::default();
     let mut needed: Vec<NeededVolume> = Vec::new();
-    let mode_name = match network {
-        NetMode::Bridge => "bridge",
-        NetMode::Host => "host",
-        NetMode::None => "none",
-        NetMode::Awsvpc => "awsvpc",
-    };
-    let not_in = |field: &str| {
-        create_error(format!(
-            "container {name}: {field} is not allowed in {mode_name} network mode"
-        ))
+    let not_in = |field: &'static str| SpecError::NotAllowedInNetworkMode {
+        container: name.to_string(),
+        field,
+        mode: network,
     };
 
     if let Some(h) = &c.health_check {
@@ -883,31 +1112,31 @@ fn container_options(
         match cmd.first().map(String::as_str) {
             Some("CMD" | "CMD-SHELL") if cmd.len() >= 2 => {}
             _ => {
-                return Err(create_error(format!(
-                    "container {name}: healthCheck.command must start with CMD or CMD-SHELL and name a command"
-                )))
+                return Err(SpecError::InvalidHealthCheckCommand {
+                    container: name.to_string(),
+                })
             }
         }
-        let secs = |v: Option<i32>, default: u64, what: &str| -> Result<Duration, String> {
-            match v {
-                None => Ok(Duration::from_secs(default)),
-                Some(v) if v >= 0 => Ok(Duration::from_secs(v as u64)),
-                Some(v) => Err(create_error(format!(
-                    "container {name}: healthCheck.{what} {v} is negative"
-                ))),
-            }
+        let negative = |field: &'static str, value: i32| SpecError::NegativeHealthCheckValue {
+            container: name.to_string(),
+            field,
+            value,
         };
+        let secs =
+            |v: Option<i32>, default: u64, field: &'static str| -> Result<Duration, SpecError> {
+                match v {
+                    None => Ok(Duration::from_secs(default)),
+                    Some(v) if v >= 0 => Ok(Duration::from_secs(v as u64)),
+                    Some(v) => Err(negative(field, v)),
+                }
+            };
         o.health_check = Some(HealthCheck {
             test: cmd,
             interval: secs(h.interval, HEALTH_INTERVAL_DEFAULT, "interval")?,
             timeout: secs(h.timeout, HEALTH_TIMEOUT_DEFAULT, "timeout")?,
             retries: match h.retries {
                 None => HEALTH_RETRIES_DEFAULT,
-                Some(r) => u32::try_from(r).map_err(|_| {
-                    create_error(format!(
-                        "container {name}: healthCheck.retries {r} is negative"
-                    ))
-                })?,
+                Some(r) => u32::try_from(r).map_err(|_| negative("retries", r))?,
             },
             start_period: secs(h.start_period, 0, "startPeriod")?,
         });
@@ -922,9 +1151,10 @@ fn container_options(
         )?;
         let source = match volumes.get(&vol) {
             None => {
-                return Err(create_error(format!(
-                    "container {name}: mountPoints names volume {vol:?}, which is not in the task definition"
-                )))
+                return Err(SpecError::UnknownMountVolume {
+                    container: name.to_string(),
+                    volume: vol,
+                })
             }
             Some(VolumeSource::Bind(path)) => path.clone(),
             Some(VolumeSource::Docker(n)) => {
@@ -944,9 +1174,10 @@ fn container_options(
     for vf in c.volumes_from.as_deref().unwrap_or_default() {
         let src = vf.source_container.clone().unwrap_or_default();
         if !names.contains(&src) || src == name {
-            return Err(create_error(format!(
-                "container {name}: volumesFrom names {src:?}, which is not another container of the task"
-            )));
+            return Err(SpecError::InvalidVolumesFrom {
+                container: name.to_string(),
+                source_container: src,
+            });
         }
         add_start_dependency(depends_on, &src);
         o.volumes_from.push((
@@ -963,9 +1194,10 @@ fn container_options(
             .split_once(':')
             .unwrap_or((link.as_str(), link.as_str()));
         if !names.iter().any(|n| n == target) || target == name || alias.is_empty() {
-            return Err(create_error(format!(
-                "container {name}: link {link:?} does not name another container of the task"
-            )));
+            return Err(SpecError::InvalidLink {
+                container: name.to_string(),
+                link: link.clone(),
+            });
         }
         add_start_dependency(depends_on, target);
         o.links.push(format!(
@@ -982,11 +1214,13 @@ fn container_options(
         o.init = lp.init_process_enabled == Some(true);
         for t in lp.tmpfs.as_deref().unwrap_or_default() {
             let path = absolute(t.container_path.as_ref(), "tmpfs.containerPath", name)?;
-            let size = t.size.filter(|s| *s > 0).ok_or_else(|| {
-                create_error(format!(
-                    "container {name}: tmpfs {path} needs a positive size"
-                ))
-            })?;
+            let size = t
+                .size
+                .filter(|s| *s > 0)
+                .ok_or_else(|| SpecError::TmpfsWithoutSize {
+                    container: name.to_string(),
+                    path: path.clone(),
+                })?;
             o.tmpfs.push(TmpfsSpec {
                 container_path: path,
                 size_mib: Some(i64::from(size)),
@@ -995,9 +1229,9 @@ fn container_options(
         }
         if let Some(shm) = lp.shared_memory_size {
             if shm <= 0 {
-                return Err(create_error(format!(
-                    "container {name}: sharedMemorySize must be positive"
-                )));
+                return Err(SpecError::NonPositiveSharedMemory {
+                    container: name.to_string(),
+                });
             }
             o.shm_size_mib = Some(i64::from(shm));
         }
@@ -1015,9 +1249,10 @@ fn container_options(
                     DeviceCgroupPermission::Write => 'w',
                     DeviceCgroupPermission::Mknod => 'm',
                     DeviceCgroupPermission::Unknown(v) => {
-                        return Err(create_error(format!(
-                            "container {name}: unknown device permission {v:?}"
-                        )))
+                        return Err(SpecError::UnknownDevicePermission {
+                            container: name.to_string(),
+                            permission: v.clone(),
+                        })
                     }
                 });
             }
@@ -1034,9 +1269,9 @@ fn container_options(
 
     for sc in c.system_controls.as_deref().unwrap_or_default() {
         let (Some(k), Some(v)) = (&sc.namespace, &sc.value) else {
-            return Err(create_error(format!(
-                "container {name}: systemControls need a namespace and a value"
-            )));
+            return Err(SpecError::IncompleteSystemControl {
+                container: name.to_string(),
+            });
         };
         o.sysctls.insert(k.clone(), v.clone());
     }
@@ -1045,9 +1280,9 @@ fn container_options(
             return Err(not_in("extraHosts"));
         }
         let (Some(host), Some(ip)) = (&h.hostname, &h.ip_address) else {
-            return Err(create_error(format!(
-                "container {name}: extraHosts need a hostname and an ipAddress"
-            )));
+            return Err(SpecError::IncompleteExtraHost {
+                container: name.to_string(),
+            });
         };
         o.extra_hosts.push(format!("{host}:{ip}"));
     }
@@ -1074,7 +1309,7 @@ fn container_options(
     Ok((o, needed))
 }
 
-fn check_acyclic(containers: &[ContainerPlan]) -> Result<(), String> {
+fn check_acyclic(containers: &[ContainerPlan]) -> Result<(), SpecError> {
     // Kahn's algorithm over dependsOn edges.
     let index: BTreeMap<&str, usize> = containers
         .iter()
@@ -1102,7 +1337,7 @@ fn check_acyclic(containers: &[ContainerPlan]) -> Result<(), String> {
     if done == containers.len() {
         Ok(())
     } else {
-        Err(create_error("the containers' dependsOn form a cycle"))
+        Err(SpecError::DependencyCycle)
     }
 }
 
@@ -1308,7 +1543,10 @@ mod tests {
             .as_mut()
             .unwrap()[0]
             .name = Some("nope".into());
-        assert!(plan_task(&ctx(), &bad).unwrap_err().contains("\"nope\""));
+        assert_eq!(
+            plan_task(&ctx(), &bad).unwrap_err(),
+            SpecError::UnknownOverrideContainer("nope".into())
+        );
     }
 
     #[test]
@@ -1319,8 +1557,18 @@ mod tests {
         t.task_definition.memory = Some("512".into());
         t.task_definition.cpu = Some("256".into());
         let e = plan_task(&ctx(), &t).unwrap_err();
-        assert!(e.starts_with("CannotCreateContainerError: "), "{e}");
-        assert!(e.contains("more than the task memory"), "{e}");
+        assert_eq!(
+            e,
+            SpecError::MemoryAboveTask {
+                container: "app".into(),
+                memory: 600,
+                task_memory: 512
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "CannotCreateContainerError: container app: memory 600 MiB is more than the task memory 512 MiB"
+        );
         t.task_definition.container_definitions.as_mut().unwrap()[0].memory = Some(256);
         let p = plan_task(&ctx(), &t).unwrap();
         assert_eq!(p.containers[0].spec.memory_mib, Some(256));
@@ -1328,15 +1576,30 @@ mod tests {
 
         let mut c = def("app");
         c.memory = Some(4);
-        assert!(plan_task(&ctx(), &task(vec![c]))
-            .unwrap_err()
-            .contains("minimum of 6 MiB"));
+        let e = plan_task(&ctx(), &task(vec![c])).unwrap_err();
+        assert_eq!(
+            e,
+            SpecError::MemoryBelowMinimum {
+                container: "app".into(),
+                what: "memory",
+                mib: 4
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "CannotCreateContainerError: container app: memory 4 MiB is below the minimum of 6 MiB"
+        );
         let mut c = def("app");
         c.memory = Some(64);
         c.memory_reservation = Some(128);
-        assert!(plan_task(&ctx(), &task(vec![c]))
-            .unwrap_err()
-            .contains("memoryReservation"));
+        assert_eq!(
+            plan_task(&ctx(), &task(vec![c])).unwrap_err(),
+            SpecError::ReservationAboveLimit {
+                container: "app".into(),
+                reservation: 128,
+                limit: 64
+            }
+        );
         let mut c = def("app");
         c.cpu = Some(1_000_000);
         let p = plan_task(&ctx(), &task(vec![c])).unwrap();
@@ -1385,7 +1648,21 @@ mod tests {
         let mut t = task(vec![c.clone()]);
         t.task_definition.network_mode = Some(NetworkMode::Host);
         let e = plan_task(&ctx(), &t).unwrap_err();
-        assert!(e.contains("hostPort must equal containerPort"), "{e}");
+        assert!(
+            matches!(
+                e,
+                SpecError::HostPortNotContainerPort {
+                    mode: NetMode::Host,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string()
+                .ends_with(": hostPort must equal containerPort (53) in host network mode"),
+            "{e}"
+        );
         let mut hc = def("app");
         hc.port_mappings = Some(vec![pm(8080, None, None), pm(9090, Some(9090), None)]);
         let mut t = task(vec![hc.clone()]);
@@ -1398,9 +1675,17 @@ mod tests {
 
         let mut t = task(vec![hc]);
         t.task_definition.network_mode = Some(NetworkMode::None);
-        assert!(plan_task(&ctx(), &t)
-            .unwrap_err()
-            .contains("none network mode"));
+        let e = plan_task(&ctx(), &t).unwrap_err();
+        assert_eq!(
+            e,
+            SpecError::PortMappingsInNoneMode {
+                container: "app".into()
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "CannotCreateContainerError: container app: portMappings are not allowed in none network mode"
+        );
         let mut t = task(vec![def("app")]);
         t.task_definition.network_mode = Some(NetworkMode::None);
         assert_eq!(
@@ -1433,7 +1718,10 @@ mod tests {
             pause_image: None,
             ..ctx()
         };
-        assert!(plan_task(&no_pause, &t).unwrap_err().contains("awsvpc"));
+        assert_eq!(
+            plan_task(&no_pause, &t).unwrap_err(),
+            SpecError::AwsvpcUnavailable
+        );
         assert_eq!(
             cluster_network("arn:aws:ecs:r:1:cluster/web"),
             "stevedore-web"
@@ -1484,7 +1772,11 @@ mod tests {
         assert_eq!(c.spec.options.log_config.unwrap().driver, "syslog");
         let e = with(LogDriver::Splunk, &[]).unwrap_err();
         assert!(
-            e.starts_with(
+            matches!(&e, SpecError::LogDriverUnavailable { driver, .. } if driver == "splunk"),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string().starts_with(
                 "CannotStartContainerError: container app: the log driver splunk is not available"
             ),
             "{e}"
@@ -1494,7 +1786,20 @@ mod tests {
             &[("awslogs-group", "g"), ("awslogs-region", "eu-west-1")],
         )
         .unwrap_err();
-        assert!(e.contains("awslogs-region eu-west-1"), "{e}");
+        assert_eq!(
+            e,
+            SpecError::AwsLogs {
+                container: "app".into(),
+                error: AwsLogsError::OtherRegion {
+                    region: "eu-west-1".into(),
+                    agent_region: "us-east-1".into()
+                }
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "CannotStartContainerError: awslogs (container app): awslogs-region eu-west-1 is not this agent's region us-east-1 (there is one logs endpoint)"
+        );
     }
 
     #[test]
@@ -1503,8 +1808,15 @@ mod tests {
         c.privileged = Some(true);
         let t = task(vec![c]);
         let e = plan_task(&ctx(), &t).unwrap_err();
+        assert_eq!(
+            e,
+            SpecError::PrivilegedNotAllowed {
+                container: "app".into()
+            }
+        );
         assert!(
-            e.starts_with("CannotCreateContainerError: container app asks for privileged mode"),
+            e.to_string()
+                .starts_with("CannotCreateContainerError: container app asks for privileged mode"),
             "{e}"
         );
         let allowed = SpecContext {
@@ -1522,41 +1834,77 @@ mod tests {
     fn unsupported_fields_are_refused_not_dropped() {
         let mut c = def("app");
         c.secrets = Some(vec![Default::default()]);
-        assert!(plan_task(&ctx(), &task(vec![c]))
-            .unwrap_err()
-            .contains("secrets"));
+        let e = plan_task(&ctx(), &task(vec![c])).unwrap_err();
+        assert_eq!(
+            e,
+            SpecError::Unsupported {
+                field: "secrets",
+                owner: FieldOwner::Container("app".into())
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "CannotCreateContainerError: secrets (container app) is not supported by this agent"
+        );
         let mut c = def("app");
         c.hostname = Some("h".into());
         let mut t = task(vec![c]);
         t.task_definition.network_mode = Some(NetworkMode::Awsvpc);
-        assert!(plan_task(&ctx(), &t)
-            .unwrap_err()
-            .contains("hostname is not allowed in awsvpc"));
+        assert_eq!(
+            plan_task(&ctx(), &t).unwrap_err(),
+            SpecError::NotAllowedInNetworkMode {
+                container: "app".into(),
+                field: "hostname",
+                mode: NetMode::Awsvpc
+            }
+        );
         let mut c = def("app");
         c.linux_parameters = Some(LinuxParameters {
             swappiness: Some(10),
             ..Default::default()
         });
-        assert!(plan_task(&ctx(), &task(vec![c]))
-            .unwrap_err()
-            .contains("swappiness"));
+        assert_eq!(
+            plan_task(&ctx(), &task(vec![c])).unwrap_err(),
+            SpecError::Unsupported {
+                field: "linuxParameters.maxSwap and swappiness",
+                owner: FieldOwner::Container("app".into())
+            }
+        );
         let mut t = task(vec![def("app")]);
         t.task_definition.volumes = Some(vec![Volume {
             name: Some("efs".into()),
             efs_volume_configuration: Some(Default::default()),
             ..Default::default()
         }]);
-        assert!(plan_task(&ctx(), &t)
-            .unwrap_err()
-            .contains("efsVolumeConfiguration"));
+        let e = plan_task(&ctx(), &t).unwrap_err();
+        assert_eq!(
+            e,
+            SpecError::Unsupported {
+                field: "efsVolumeConfiguration",
+                owner: FieldOwner::Volume("efs".into())
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "CannotCreateContainerError: efsVolumeConfiguration (volume efs) is not supported by this agent"
+        );
         let mut c = def("app");
         c.log_configuration = Some(LogConfiguration {
             log_driver: Some(LogDriver::Awslogs),
             ..Default::default()
         });
-        assert!(plan_task(&ctx(), &task(vec![c]))
-            .unwrap_err()
-            .contains("awslogs-group option is required"));
+        let e = plan_task(&ctx(), &task(vec![c])).unwrap_err();
+        assert_eq!(
+            e,
+            SpecError::AwsLogs {
+                container: "app".into(),
+                error: AwsLogsError::MissingGroup
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "CannotStartContainerError: awslogs (container app): the awslogs-group option is required"
+        );
         // Empty lists and false flags (CLI skeletons) are fine.
         let mut c = def("app");
         c.mount_points = Some(vec![]);
@@ -1566,7 +1914,18 @@ mod tests {
         t.task_definition.volumes = Some(vec![]);
         plan_task(&ctx(), &t).unwrap();
         t.task_definition.task_role_arn = Some("arn:aws:iam::1:role/x".into());
-        assert!(plan_task(&ctx(), &t).unwrap_err().contains("taskRoleArn"));
+        let e = plan_task(&ctx(), &t).unwrap_err();
+        assert_eq!(
+            e,
+            SpecError::Unsupported {
+                field: "taskRoleArn (task IAM role credentials)",
+                owner: FieldOwner::Task
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "CannotCreateContainerError: taskRoleArn (task IAM role credentials) is not supported by this agent"
+        );
     }
 
     #[test]
@@ -1581,25 +1940,39 @@ mod tests {
             p.containers[1].depends_on,
             vec![("init".to_string(), Condition::Success)]
         );
-        assert!(plan_task(&ctx(), &task(vec![app.clone()]))
-            .unwrap_err()
-            .contains("\"init\""));
+        let e = plan_task(&ctx(), &task(vec![app.clone()])).unwrap_err();
+        assert_eq!(
+            e,
+            SpecError::UnknownDependency {
+                container: "app".into(),
+                dependency: "init".into()
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "CannotCreateContainerError: container app depends on \"init\", which is not another container of the task"
+        );
         let mut init = def("init");
         init.depends_on = Some(vec![ContainerDependency {
             container_name: Some("app".into()),
             condition: Some(ContainerCondition::Start),
         }]);
-        assert!(plan_task(&ctx(), &task(vec![init, app]))
-            .unwrap_err()
-            .contains("cycle"));
+        assert_eq!(
+            plan_task(&ctx(), &task(vec![init, app])).unwrap_err(),
+            SpecError::DependencyCycle
+        );
         let mut h = def("app");
         h.depends_on = Some(vec![ContainerDependency {
             container_name: Some("init".into()),
             condition: Some(ContainerCondition::Healthy),
         }]);
-        assert!(plan_task(&ctx(), &task(vec![def("init"), h]))
-            .unwrap_err()
-            .contains("HEALTHY"));
+        assert_eq!(
+            plan_task(&ctx(), &task(vec![def("init"), h])).unwrap_err(),
+            SpecError::HealthyWithoutHealthCheck {
+                container: "app".into(),
+                dependency: "init".into()
+            }
+        );
     }
 
     #[test]
@@ -1643,9 +2016,12 @@ mod tests {
             command: Some(vec!["curl".into()]),
             ..Default::default()
         });
-        assert!(plan_task(&ctx(), &task(vec![c]))
-            .unwrap_err()
-            .contains("CMD or CMD-SHELL"));
+        assert_eq!(
+            plan_task(&ctx(), &task(vec![c])).unwrap_err(),
+            SpecError::InvalidHealthCheckCommand {
+                container: "app".into()
+            }
+        );
         // HEALTHY on a dependency with a check is planned.
         let mut db = def("db");
         db.health_check = Some(EcsHealthCheck {
@@ -1767,9 +2143,13 @@ mod tests {
         assert!(!p.containers[0].volumes[1].create);
         let mut c = def("x");
         c.mount_points = Some(vec![mp("nope", "/n", false)]);
-        assert!(plan_task(&ctx(), &task(vec![c]))
-            .unwrap_err()
-            .contains("\"nope\""));
+        assert_eq!(
+            plan_task(&ctx(), &task(vec![c])).unwrap_err(),
+            SpecError::UnknownMountVolume {
+                container: "x".into(),
+                volume: "nope".into()
+            }
+        );
     }
 
     #[test]
@@ -1852,9 +2232,19 @@ mod tests {
         // links are bridge-only; extraHosts/dns are not allowed in awsvpc.
         let mut t = task(vec![c, def("db")]);
         t.task_definition.network_mode = Some(NetworkMode::Host);
-        assert!(plan_task(&ctx(), &t)
-            .unwrap_err()
-            .contains("links is not allowed in host"));
+        let e = plan_task(&ctx(), &t).unwrap_err();
+        assert_eq!(
+            e,
+            SpecError::NotAllowedInNetworkMode {
+                container: "app".into(),
+                field: "links",
+                mode: NetMode::Host
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "CannotCreateContainerError: container app: links is not allowed in host network mode"
+        );
         let mut c = def("app");
         c.extra_hosts = Some(vec![HostEntry {
             hostname: Some("db".into()),
@@ -1862,8 +2252,95 @@ mod tests {
         }]);
         let mut t = task(vec![c]);
         t.task_definition.network_mode = Some(NetworkMode::Awsvpc);
-        assert!(plan_task(&ctx(), &t)
-            .unwrap_err()
-            .contains("extraHosts is not allowed in awsvpc"));
+        assert_eq!(
+            plan_task(&ctx(), &t).unwrap_err(),
+            SpecError::NotAllowedInNetworkMode {
+                container: "app".into(),
+                field: "extraHosts",
+                mode: NetMode::Awsvpc
+            }
+        );
+    }
+
+    /// The reasons a task reports keep the text they had as strings.
+    #[test]
+    fn reasons_keep_their_text() {
+        let cases: Vec<(SpecError, &str)> = vec![
+            (
+                SpecError::UnsupportedNetworkMode("nat".into()),
+                "CannotCreateContainerError: networkMode nat is not supported by this agent",
+            ),
+            (
+                SpecError::InvalidTaskSize {
+                    what: "cpu",
+                    value: "lots".into(),
+                },
+                "CannotCreateContainerError: invalid task cpu \"lots\"",
+            ),
+            (
+                SpecError::InvalidHostPort {
+                    container: "app".into(),
+                    host_port: -1,
+                },
+                "CannotCreateContainerError: container app: invalid hostPort -1",
+            ),
+            (
+                SpecError::HostPortNotContainerPort {
+                    container: "app".into(),
+                    container_port: 80,
+                    mode: NetMode::Awsvpc,
+                },
+                "CannotCreateContainerError: container app: hostPort must equal containerPort (80) in awsvpc network mode",
+            ),
+            (
+                SpecError::NotAbsolutePath {
+                    container: "app".into(),
+                    field: "tmpfs.containerPath",
+                    path: Some("tmp".into()),
+                },
+                "CannotCreateContainerError: container app: tmpfs.containerPath Some(\"tmp\") is not an absolute path",
+            ),
+            (
+                SpecError::NotAbsolutePath {
+                    container: "app".into(),
+                    field: "devices.hostPath",
+                    path: None,
+                },
+                "CannotCreateContainerError: container app: devices.hostPath None is not an absolute path",
+            ),
+            (
+                SpecError::NegativeHealthCheckValue {
+                    container: "app".into(),
+                    field: "retries",
+                    value: -2,
+                },
+                "CannotCreateContainerError: container app: healthCheck.retries -2 is negative",
+            ),
+            (
+                SpecError::LogDriverUnavailable {
+                    container: "app".into(),
+                    driver: "splunk".into(),
+                    available: vec!["json-file".into(), "local".into()],
+                },
+                "CannotStartContainerError: container app: the log driver splunk is not available on this container instance (the Docker engine has: json-file, local)",
+            ),
+            (
+                SpecError::UnknownVolumeScope {
+                    volume: "v".into(),
+                    scope: "global".into(),
+                },
+                "CannotCreateContainerError: volume v: unknown scope \"global\"",
+            ),
+            (
+                SpecError::VolumeSourceNotAbsolute {
+                    volume: "v".into(),
+                    path: "data".into(),
+                },
+                "CannotCreateContainerError: volume v: host.sourcePath \"data\" is not an absolute path",
+            ),
+        ];
+        for (e, text) in cases {
+            assert_eq!(e.to_string(), text);
+        }
     }
 }

@@ -6,8 +6,9 @@ mod common;
 
 use common::*;
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use stevedore_api::ecs::{ContainerDefinition, LogConfiguration, LogDriver};
+use tokio::time::Instant;
 
 const T: Duration = Duration::from_secs(20);
 

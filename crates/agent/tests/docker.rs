@@ -4,12 +4,13 @@
 mod common;
 
 use common::*;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use stevedore_api::agent::TaskStatus;
 use stevedore_api::ecs::{
     ContainerOverride, NetworkMode, PortMapping, TaskOverride, TaskStopCode, Ulimit, UlimitName,
 };
 use stevedore_runtime::{labels, PullBehavior};
+use tokio::time::Instant;
 
 const T: Duration = Duration::from_secs(20);
 

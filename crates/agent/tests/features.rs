@@ -286,9 +286,9 @@ async fn volumes_bind_task_scoped_and_shared() {
     assert_eq!(find(&stopped, "w").exit_code, Some(0));
     assert_eq!(find(&stopped, "r").exit_code, Some(0), "{stopped:#?}");
     // Cleanup removes the task-scoped volume, not the shared one.
-    let deadline = std::time::Instant::now() + T;
+    let deadline = tokio::time::Instant::now() + T;
     while !task_volumes(&arn1).is_empty() {
-        assert!(std::time::Instant::now() < deadline, "task volume left");
+        assert!(tokio::time::Instant::now() < deadline, "task volume left");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(

@@ -5,7 +5,8 @@
 mod common;
 
 use common::*;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// User + system CPU time of this process.
 fn cpu_time() -> Duration {

@@ -1861,6 +1861,8 @@ mod tests {
     /// it must stay up, then exit 0 on SIGTERM.
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     #[test]
+    // A real child process: it must stay up for 300 ms of wall time.
+    #[allow(clippy::disallowed_methods)]
     fn x86_64_pause_runs_and_exits_on_sigterm() {
         use std::os::unix::fs::PermissionsExt;
         let dir = std::env::temp_dir().join(format!("stevedore-pause-{}", std::process::id()));

@@ -15,12 +15,13 @@ use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 use stevedore_runtime::{
     labels, ContainerRuntime, ContainerSpec, DockerRuntime, EventKind, Health, HealthCheck,
     LogConfig, LogLine, LogStream, MountSpec, NetworkSpec, PortSpec, Protocol, PullBehavior,
     RuntimeError, Status, TmpfsSpec, Ulimit, VolumeSpec, MAX_LOG_LINE_BYTES,
 };
+use tokio::time::Instant;
 
 const BUSYBOX: &str = "stevedore-test/busybox:latest";
 const BUSYBOX_STOPSIGNAL: &str = "stevedore-test/busybox-stopsignal:latest";
@@ -523,7 +524,7 @@ async fn events_arrive_for_labelled_containers_only() {
 
     let id = run(&rt, &t.spec("events", &["sh", "-c", "exit 3"])).await;
     let mut seen = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + Duration::from_secs(15);
     while !seen.contains(&(id.clone(), EventKind::Die)) {
         let event = tokio::time::timeout_at(deadline, events.next())
             .await

@@ -30,7 +30,7 @@
 //! updated before the next task, so a plan never over-commits an instance.
 //! If a task fits nowhere, planning stops and [`Plan::failures`] lists every
 //! ACTIVE instance with its reason; a cluster with no ACTIVE instance gives
-//! one failure without ARN, [`reason::NO_CONTAINER_INSTANCES`].
+//! one failure without ARN, [`Reason::NoContainerInstances`].
 //!
 //! # Committing a plan (optimistic concurrency)
 //!
@@ -85,7 +85,9 @@ pub mod query;
 pub mod request;
 pub mod snapshot;
 
-pub use plan::{plan, reason, verify_plan, Conflict, Failure, Plan, MAX_RESERVED_PORTS};
+pub use plan::{
+    plan, verify_plan, Conflict, ConflictReason, Failure, Plan, Reason, MAX_RESERVED_PORTS,
+};
 pub use query::{parse_expression, Expr, ParseError, MAX_EXPRESSION_LEN};
 pub use request::{
     default_strategies, BinpackField, Constraint, SpecError, SpreadField, Strategy, TaskRequest,

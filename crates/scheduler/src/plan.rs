@@ -7,30 +7,82 @@ use crate::request::{
 };
 use crate::snapshot::{ClusterSnapshot, InstanceSnapshot, InstanceStatus, Resources};
 
-/// ECS failure reasons, verbatim.
-pub mod reason {
-    /// The instance's agent is disconnected.
-    pub const AGENT: &str = "AGENT";
-    /// The instance lacks an attribute from `requiresAttributes`.
-    pub const ATTRIBUTE: &str = "ATTRIBUTE";
-    pub const RESOURCE_CPU: &str = "RESOURCE:CPU";
-    pub const RESOURCE_MEMORY: &str = "RESOURCE:MEMORY";
-    /// A static TCP host port is taken (or the instance would exceed
-    /// [`super::MAX_RESERVED_PORTS`]).
-    pub const RESOURCE_PORTS: &str = "RESOURCE:PORTS";
-    /// Same for UDP. ECS documents `RESOURCE:*` with the resource's name, and
-    /// the UDP port resource is named `PORTS_UDP`.
-    pub const RESOURCE_PORTS_UDP: &str = "RESOURCE:PORTS_UDP";
-    pub const MEMBER_OF: &str = "MemberOf placement constraint unsatisfied.";
-    pub const DISTINCT_INSTANCE: &str = "DistinctInstance placement constraint unsatisfied.";
-    /// The cluster has no ACTIVE container instance. RunTask raises this as
-    /// `InvalidParameterException`; a service emits
-    /// `... was unable to place a task because no container instance met all
-    /// of its requirements. Reason: No Container Instances were found in your
-    /// cluster.`
-    pub const NO_CONTAINER_INSTANCES: &str = "No Container Instances were found in your cluster.";
-    /// [`super::verify_plan`]: the instance no longer exists.
-    pub const MISSING: &str = "MISSING";
+/// Why a task cannot be placed: an ECS failure `reason`. On the wire (the
+/// `reason` of an ECS `Failure`, service events) it is [`Reason::as_str`],
+/// verbatim; decide on the variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// `AGENT`: the instance's agent is disconnected.
+    Agent,
+    /// `ATTRIBUTE`: the instance lacks an attribute from
+    /// `requiresAttributes`.
+    Attribute,
+    /// `RESOURCE:CPU`.
+    ResourceCpu,
+    /// `RESOURCE:MEMORY`.
+    ResourceMemory,
+    /// `RESOURCE:PORTS`: a static TCP host port is taken (or the instance
+    /// would exceed [`MAX_RESERVED_PORTS`]).
+    ResourcePorts,
+    /// `RESOURCE:PORTS_UDP`: same for UDP. ECS documents `RESOURCE:*` with
+    /// the resource's name, and the UDP port resource is named `PORTS_UDP`.
+    ResourcePortsUdp,
+    /// `MemberOf placement constraint unsatisfied.`
+    MemberOf,
+    /// `DistinctInstance placement constraint unsatisfied.`
+    DistinctInstance,
+    /// `No Container Instances were found in your cluster.`: the cluster
+    /// has no ACTIVE container instance. RunTask raises this as
+    /// `InvalidParameterException`; a service emits `... was unable to place
+    /// a task because no container instance met all of its requirements.
+    /// Reason: No Container Instances were found in your cluster.`
+    NoContainerInstances,
+    /// `MISSING`: the instance does not exist (any longer), as for a named
+    /// instance in StartTask, or in [`verify_plan`].
+    Missing,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 10] = [
+        Reason::Agent,
+        Reason::Attribute,
+        Reason::ResourceCpu,
+        Reason::ResourceMemory,
+        Reason::ResourcePorts,
+        Reason::ResourcePortsUdp,
+        Reason::MemberOf,
+        Reason::DistinctInstance,
+        Reason::NoContainerInstances,
+        Reason::Missing,
+    ];
+
+    /// The wire text, as ECS spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Agent => "AGENT",
+            Reason::Attribute => "ATTRIBUTE",
+            Reason::ResourceCpu => "RESOURCE:CPU",
+            Reason::ResourceMemory => "RESOURCE:MEMORY",
+            Reason::ResourcePorts => "RESOURCE:PORTS",
+            Reason::ResourcePortsUdp => "RESOURCE:PORTS_UDP",
+            Reason::MemberOf => "MemberOf placement constraint unsatisfied.",
+            Reason::DistinctInstance => "DistinctInstance placement constraint unsatisfied.",
+            Reason::NoContainerInstances => "No Container Instances were found in your cluster.",
+            Reason::Missing => "MISSING",
+        }
+    }
+
+    /// Parses the wire text; `None` for anything else (a reason that is not
+    /// a placement reason, e.g. one a newer server wrote).
+    pub fn parse(s: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// ECS limit on reserved host ports per instance and protocol, counting the
@@ -42,7 +94,7 @@ pub const MAX_RESERVED_PORTS: usize = 100;
 pub struct Failure {
     /// The container instance, or `None` for cluster-wide failures.
     pub arn: Option<String>,
-    pub reason: String,
+    pub reason: Reason,
 }
 
 /// The outcome of [`plan()`].
@@ -54,7 +106,7 @@ pub struct Plan {
     /// Empty when every task was placed. Otherwise one entry per ACTIVE
     /// instance, in snapshot order, with the first reason it rejected the
     /// first task that could not be placed; or a single
-    /// [`reason::NO_CONTAINER_INSTANCES`] entry without ARN.
+    /// [`Reason::NoContainerInstances`] entry without ARN.
     pub failures: Vec<Failure>,
 }
 
@@ -64,9 +116,33 @@ pub struct Conflict {
     /// Index into the plan's placements.
     pub index: usize,
     pub instance_arn: String,
-    /// An ECS failure reason, the instance's status (`DRAINING`, ...) or
-    /// [`reason::MISSING`].
-    pub reason: String,
+    pub reason: ConflictReason,
+}
+
+/// Why a placement no longer holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConflictReason {
+    /// The instance would refuse the task now, or is gone
+    /// ([`Reason::Missing`]).
+    Refused(Reason),
+    /// The instance is no longer ACTIVE (`DRAINING`, ...).
+    NotActive(InstanceStatus),
+}
+
+impl ConflictReason {
+    /// The wire text: the ECS failure reason or the instance's status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConflictReason::Refused(r) => r.as_str(),
+            ConflictReason::NotActive(s) => s.as_str(),
+        }
+    }
+}
+
+impl std::fmt::Display for ConflictReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Places `req.count` tasks on `snapshot`, one at a time.
@@ -91,7 +167,7 @@ pub fn plan(snapshot: &ClusterSnapshot, req: &TaskRequest) -> Plan {
     if active.is_empty() {
         out.failures.push(Failure {
             arn: None,
-            reason: reason::NO_CONTAINER_INSTANCES.to_string(),
+            reason: Reason::NoContainerInstances,
         });
         return out;
     }
@@ -135,7 +211,7 @@ pub fn plan(snapshot: &ClusterSnapshot, req: &TaskRequest) -> Plan {
                     .into_iter()
                     .map(|(i, r)| Failure {
                         arn: Some(state.slots[i].inst.arn.clone()),
-                        reason: r.to_string(),
+                        reason: r,
                     })
                     .collect();
                 break;
@@ -161,19 +237,21 @@ pub fn verify_plan(
 ) -> Result<(), Conflict> {
     let mut state = State::new(current, req);
     for (index, arn) in placements.iter().enumerate() {
-        let conflict = |reason: &str| Conflict {
+        let conflict = |reason: ConflictReason| Conflict {
             index,
             instance_arn: arn.clone(),
-            reason: reason.to_string(),
+            reason,
         };
         let Some(i) = state.slots.iter().position(|s| &s.inst.arn == arn) else {
-            return Err(conflict(reason::MISSING));
+            return Err(conflict(ConflictReason::Refused(Reason::Missing)));
         };
         let status = state.slots[i].inst.status;
         if status != InstanceStatus::Active {
-            return Err(conflict(status.as_str()));
+            return Err(conflict(ConflictReason::NotActive(status)));
         }
-        state.check(i).map_err(conflict)?;
+        state
+            .check(i)
+            .map_err(|r| conflict(ConflictReason::Refused(r)))?;
         state.charge(i);
     }
     Ok(())
@@ -236,24 +314,24 @@ impl<'a> State<'a> {
     }
 
     /// The first reason instance `i` cannot take one more task.
-    fn check(&self, i: usize) -> Result<(), &'static str> {
+    fn check(&self, i: usize) -> Result<(), Reason> {
         let slot = &self.slots[i];
         let (inst, req, rem) = (slot.inst, self.req, &slot.remaining);
         if !inst.agent_connected {
-            return Err(reason::AGENT);
+            return Err(Reason::Agent);
         }
         if req
             .required_attributes
             .iter()
             .any(|a| !has_required_attribute(inst, a))
         {
-            return Err(reason::ATTRIBUTE);
+            return Err(Reason::Attribute);
         }
         if req.cpu > 0 && rem.cpu < req.cpu {
-            return Err(reason::RESOURCE_CPU);
+            return Err(Reason::ResourceCpu);
         }
         if req.memory > 0 && rem.memory < req.memory {
-            return Err(reason::RESOURCE_MEMORY);
+            return Err(Reason::ResourceMemory);
         }
         let ports_clash = |want: &std::collections::BTreeSet<u16>,
                            have: &std::collections::BTreeSet<u16>| {
@@ -262,22 +340,22 @@ impl<'a> State<'a> {
                     || have.len() + want.len() > MAX_RESERVED_PORTS)
         };
         if ports_clash(&req.ports_tcp, &rem.ports_tcp) {
-            return Err(reason::RESOURCE_PORTS);
+            return Err(Reason::ResourcePorts);
         }
         if ports_clash(&req.ports_udp, &rem.ports_udp) {
-            return Err(reason::RESOURCE_PORTS_UDP);
+            return Err(Reason::ResourcePortsUdp);
         }
         for c in &req.constraints {
             match c {
                 Constraint::DistinctInstance => {
                     if slot.group_tasks > 0 || slot.planned > 0 {
-                        return Err(reason::DISTINCT_INSTANCE);
+                        return Err(Reason::DistinctInstance);
                     }
                 }
                 Constraint::MemberOf(expr) => {
                     let planned = vec![req.group.as_str(); slot.planned];
                     if !expr.matches_with(inst, &planned) {
-                        return Err(reason::MEMBER_OF);
+                        return Err(Reason::MemberOf);
                     }
                 }
             }

@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use stevedore_scheduler::{
-    parse_expression, plan, reason, static_host_ports, verify_plan, BinpackField, ClusterSnapshot,
-    Conflict, Constraint, Failure, InstanceSnapshot, InstanceStatus, Plan, PortMappingSpec,
-    SpreadField, Strategy, TaskRequest, TaskSnapshot, MAX_RESERVED_PORTS,
+    parse_expression, plan, static_host_ports, verify_plan, BinpackField, ClusterSnapshot,
+    Conflict, ConflictReason, Constraint, Failure, InstanceSnapshot, InstanceStatus, Plan,
+    PortMappingSpec, Reason, SpreadField, Strategy, TaskRequest, TaskSnapshot, MAX_RESERVED_PORTS,
 };
 
 const GROUP: &str = "family:web";
@@ -72,10 +72,10 @@ fn cluster(instances: Vec<InstanceSnapshot>) -> ClusterSnapshot {
     ClusterSnapshot::new(instances)
 }
 
-fn fail(arn: &str, reason: &str) -> Failure {
+fn fail(arn: &str, reason: Reason) -> Failure {
     Failure {
         arn: Some(arn.into()),
-        reason: reason.into(),
+        reason,
     }
 }
 
@@ -123,14 +123,14 @@ fn each_instance_reports_its_first_reason() {
         Plan {
             placements: vec![],
             failures: vec![
-                fail("a", reason::AGENT),
-                fail("b", reason::ATTRIBUTE),
-                fail("c", reason::RESOURCE_CPU),
-                fail("d", reason::RESOURCE_MEMORY),
-                fail("e", reason::RESOURCE_PORTS),
-                fail("f", reason::RESOURCE_PORTS_UDP),
+                fail("a", Reason::Agent),
+                fail("b", Reason::Attribute),
+                fail("c", Reason::ResourceCpu),
+                fail("d", Reason::ResourceMemory),
+                fail("e", Reason::ResourcePorts),
+                fail("f", Reason::ResourcePortsUdp),
                 // g is DRAINING: skipped, not reported.
-                fail("h", reason::AGENT),
+                fail("h", Reason::Agent),
             ],
         }
     );
@@ -142,7 +142,7 @@ fn single_instance_accounting_table() {
         &'static str,
         fn(InstanceSnapshot) -> InstanceSnapshot,
         fn(TaskRequest) -> TaskRequest,
-        Result<(), &'static str>,
+        Result<(), Reason>,
     );
     let cases: &[Case] = &[
         ("exact fit", |i| i, |r| r, Ok(())),
@@ -150,13 +150,13 @@ fn single_instance_accounting_table() {
             "cpu one unit short",
             |i| i,
             |r| TaskRequest { cpu: 1025, ..r },
-            Err(reason::RESOURCE_CPU),
+            Err(Reason::ResourceCpu),
         ),
         (
             "memory one MiB short",
             |i| i,
             |r| TaskRequest { memory: 2049, ..r },
-            Err(reason::RESOURCE_MEMORY),
+            Err(Reason::ResourceMemory),
         ),
         (
             "cpu checked before memory",
@@ -166,13 +166,13 @@ fn single_instance_accounting_table() {
                 memory: 9999,
                 ..r
             },
-            Err(reason::RESOURCE_CPU),
+            Err(Reason::ResourceCpu),
         ),
         (
             "running task reserves cpu",
             |i| with_task(i, task("x", 1, 0)),
             |r| r,
-            Err(reason::RESOURCE_CPU),
+            Err(Reason::ResourceCpu),
         ),
         (
             "stopped task released its reservation",
@@ -184,13 +184,13 @@ fn single_instance_accounting_table() {
             "stopping task still holds its reservation",
             |i| with_task(i, status(task("x", 0, 1), "STOPPED", "RUNNING")),
             |r| r,
-            Err(reason::RESOURCE_MEMORY),
+            Err(Reason::ResourceMemory),
         ),
         (
             "pending task holds its reservation",
             |i| with_task(i, status(task("x", 0, 1), "RUNNING", "PENDING")),
             |r| r,
-            Err(reason::RESOURCE_MEMORY),
+            Err(Reason::ResourceMemory),
         ),
         (
             "zero cpu fits on a full instance",
@@ -211,7 +211,7 @@ fn single_instance_accounting_table() {
                 memory: 0,
                 ..r
             },
-            Err(reason::RESOURCE_PORTS),
+            Err(Reason::ResourcePorts),
         ),
         (
             "static port of a stopped task is free again",
@@ -237,7 +237,7 @@ fn single_instance_accounting_table() {
                 ports_tcp: ports(&[2375]),
                 ..r
             },
-            Err(reason::RESOURCE_PORTS),
+            Err(Reason::ResourcePorts),
         ),
         (
             "same number on the other protocol does not clash",
@@ -264,7 +264,7 @@ fn single_instance_accounting_table() {
                 ports_tcp: ports(&[53]),
                 ..r
             },
-            Err(reason::RESOURCE_PORTS_UDP),
+            Err(Reason::ResourcePortsUdp),
         ),
         (
             "at most 100 reserved ports: 99 + 1 fits",
@@ -290,7 +290,7 @@ fn single_instance_accounting_table() {
                 ports_tcp: ports(&[80, 81]),
                 ..r
             },
-            Err(reason::RESOURCE_PORTS),
+            Err(Reason::ResourcePorts),
         ),
     ];
     assert_eq!(MAX_RESERVED_PORTS, 100);
@@ -305,7 +305,7 @@ fn single_instance_accounting_table() {
             },
             Err(r) => Plan {
                 placements: vec![],
-                failures: vec![fail("a", r)],
+                failures: vec![fail("a", *r)],
             },
         };
         assert_eq!(got, want, "{name}");
@@ -324,8 +324,8 @@ fn static_ports_limit_one_task_per_instance_within_a_plan() {
     assert_eq!(
         p.failures,
         vec![
-            fail("a", reason::RESOURCE_PORTS),
-            fail("b", reason::RESOURCE_PORTS)
+            fail("a", Reason::ResourcePorts),
+            fail("b", Reason::ResourcePorts)
         ]
     );
 }
@@ -403,9 +403,9 @@ fn count_ten_spreads_without_overcommit() {
     assert_eq!(
         p.failures,
         vec![
-            fail("a", reason::RESOURCE_CPU),
-            fail("b", reason::RESOURCE_CPU),
-            fail("c", reason::RESOURCE_CPU),
+            fail("a", Reason::ResourceCpu),
+            fail("b", Reason::ResourceCpu),
+            fail("c", Reason::ResourceCpu),
         ]
     );
 }
@@ -416,7 +416,7 @@ fn empty_or_inactive_cluster() {
         placements: vec![],
         failures: vec![Failure {
             arn: None,
-            reason: reason::NO_CONTAINER_INSTANCES.into(),
+            reason: Reason::NoContainerInstances,
         }],
     };
     assert_eq!(plan(&cluster(vec![]), &req(1, 1, 1)), none);
@@ -692,9 +692,9 @@ fn distinct_instance_counts_plan_and_existing_group_tasks() {
         Plan {
             placements: placed(&["b", "c"]),
             failures: vec![
-                fail("a", reason::DISTINCT_INSTANCE),
-                fail("b", reason::DISTINCT_INSTANCE),
-                fail("c", reason::DISTINCT_INSTANCE),
+                fail("a", Reason::DistinctInstance),
+                fail("b", Reason::DistinctInstance),
+                fail("c", Reason::DistinctInstance),
             ],
         }
     );
@@ -719,9 +719,9 @@ fn member_of_filters_instances() {
         Plan {
             placements: placed(&["b", "c", "b", "c"]),
             failures: vec![
-                fail("a", reason::MEMBER_OF),
-                fail("b", reason::RESOURCE_CPU),
-                fail("c", reason::RESOURCE_CPU),
+                fail("a", Reason::MemberOf),
+                fail("b", Reason::ResourceCpu),
+                fail("c", Reason::ResourceCpu),
             ],
         }
     );
@@ -741,7 +741,7 @@ fn member_of_sees_tasks_placed_earlier_in_the_plan() {
         plan(&snapshot, &empty_only),
         Plan {
             placements: placed(&["a", "b"]),
-            failures: vec![fail("a", reason::MEMBER_OF), fail("b", reason::MEMBER_OF)],
+            failures: vec![fail("a", Reason::MemberOf), fail("b", Reason::MemberOf)],
         }
     );
     // Anti-affinity with the request's own group behaves like distinctInstance.
@@ -768,19 +768,18 @@ fn reason_order_resources_then_constraints_in_request_order() {
         )
         .failures[0]
             .reason
-            .clone()
     };
     assert_eq!(
         first(vec![Constraint::DistinctInstance, member.clone()], 1),
-        reason::DISTINCT_INSTANCE
+        Reason::DistinctInstance
     );
     assert_eq!(
         first(vec![member.clone(), Constraint::DistinctInstance], 1),
-        reason::MEMBER_OF
+        Reason::MemberOf
     );
     assert_eq!(
         first(vec![member, Constraint::DistinctInstance], 4096),
-        reason::RESOURCE_CPU
+        Reason::ResourceCpu
     );
 }
 
@@ -848,7 +847,7 @@ fn verify_plan_detects_conflicts() {
         Err(Conflict {
             index: 2,
             instance_arn: "a".into(),
-            reason: reason::RESOURCE_MEMORY.into(),
+            reason: ConflictReason::Refused(Reason::ResourceMemory),
         })
     );
 
@@ -858,7 +857,7 @@ fn verify_plan_detects_conflicts() {
         verify_plan(&drained, &request, &p.placements)
             .unwrap_err()
             .reason,
-        "DRAINING"
+        ConflictReason::NotActive(InstanceStatus::Draining)
     );
     let gone = cluster(vec![inst("a", 2048, 2048)]);
     assert_eq!(
@@ -866,7 +865,7 @@ fn verify_plan_detects_conflicts() {
         Err(Conflict {
             index: 1,
             instance_arn: "b".into(),
-            reason: reason::MISSING.into(),
+            reason: ConflictReason::Refused(Reason::Missing),
         })
     );
     let mut disconnected = snapshot.clone();
@@ -875,7 +874,7 @@ fn verify_plan_detects_conflicts() {
         verify_plan(&disconnected, &request, &p.placements)
             .unwrap_err()
             .reason,
-        reason::AGENT
+        ConflictReason::Refused(Reason::Agent)
     );
 }
 
@@ -1043,11 +1042,7 @@ fn plans_never_exceed_remaining_resources() {
             assert!(p.failures.is_empty(), "{ctx}");
         } else if active.is_empty() {
             assert_eq!(p.failures.len(), 1, "{ctx}");
-            assert_eq!(
-                p.failures[0].reason,
-                reason::NO_CONTAINER_INSTANCES,
-                "{ctx}"
-            );
+            assert_eq!(p.failures[0].reason, Reason::NoContainerInstances, "{ctx}");
         } else {
             // One failure per ACTIVE instance, in order, and each reason is
             // exactly why one more task would not fit there.
@@ -1058,7 +1053,7 @@ fn plans_never_exceed_remaining_resources() {
                 extended.push(inst.arn.clone());
                 let conflict = verify_plan(&snapshot, &request, &extended).unwrap_err();
                 assert_eq!(conflict.index, p.placements.len(), "{ctx}");
-                assert_eq!(conflict.reason, f.reason, "{ctx}");
+                assert_eq!(conflict.reason, ConflictReason::Refused(f.reason), "{ctx}");
             }
         }
     }
@@ -1088,9 +1083,9 @@ fn name_value_requirements_compare_the_value() {
     assert_eq!(
         p.failures,
         vec![
-            fail("arm", reason::ATTRIBUTE),
-            fail("x86", reason::RESOURCE_CPU),
-            fail("bare", reason::ATTRIBUTE),
+            fail("arm", Reason::Attribute),
+            fail("x86", Reason::ResourceCpu),
+            fail("bare", Reason::Attribute),
         ]
     );
     // A bare name is met by any value.
@@ -1101,4 +1096,32 @@ fn name_value_requirements_compare_the_value() {
     let mut got = plan(&snapshot, &request).placements;
     got.sort();
     assert_eq!(got, placed(&["arm", "x86"]));
+}
+
+#[test]
+fn reasons_keep_their_wire_text() {
+    let wire = [
+        "AGENT",
+        "ATTRIBUTE",
+        "RESOURCE:CPU",
+        "RESOURCE:MEMORY",
+        "RESOURCE:PORTS",
+        "RESOURCE:PORTS_UDP",
+        "MemberOf placement constraint unsatisfied.",
+        "DistinctInstance placement constraint unsatisfied.",
+        "No Container Instances were found in your cluster.",
+        "MISSING",
+    ];
+    let texts: Vec<&str> = Reason::ALL.iter().map(|r| r.as_str()).collect();
+    assert_eq!(texts, wire);
+    for r in Reason::ALL {
+        assert_eq!(Reason::parse(r.as_str()), Some(r));
+        assert_eq!(r.to_string(), r.as_str());
+    }
+    assert_eq!(Reason::parse("DRAINING"), None);
+    assert_eq!(
+        ConflictReason::NotActive(InstanceStatus::Draining).as_str(),
+        "DRAINING"
+    );
+    assert_eq!(ConflictReason::Refused(Reason::Missing).as_str(), "MISSING");
 }

@@ -31,6 +31,7 @@ use stevedore_controllers::service::{
 use stevedore_ctlrt::{Action, Context, Reconciler, StoreChanges};
 use stevedore_model::arn::Scope;
 use stevedore_model::keys;
+use stevedore_scheduler::Reason;
 use stevedore_store::Store;
 
 /// The service controller on the controller runtime: visits on any ECS
@@ -424,14 +425,14 @@ fn placement_message(service: &str, failures: &[Failure]) -> String {
         .and_then(|a| a.rsplit('/').next())
         .unwrap_or_default();
     let reason = f.reason.as_deref().unwrap_or_default();
-    let why = match reason {
-        "RESOURCE:CPU" => "has insufficient CPU units available.".to_string(),
-        "RESOURCE:MEMORY" => "has insufficient memory available.".to_string(),
-        "RESOURCE:PORTS" | "RESOURCE:PORTS_UDP" => {
+    let why = match Reason::parse(reason) {
+        Some(Reason::ResourceCpu) => "has insufficient CPU units available.".to_string(),
+        Some(Reason::ResourceMemory) => "has insufficient memory available.".to_string(),
+        Some(Reason::ResourcePorts | Reason::ResourcePortsUdp) => {
             "is already using a port required by your task.".to_string()
         }
-        "AGENT" => "encountered error \"AGENT\".".to_string(),
-        other => format!("encountered error \"{other}\"."),
+        // AGENT, the constraints, and anything else by its text.
+        _ => format!("encountered error \"{reason}\"."),
     };
     if id.is_empty() {
         format!("{base} Reason: {reason}")
@@ -441,10 +442,9 @@ fn placement_message(service: &str, failures: &[Failure]) -> String {
 }
 
 fn is_constraint_failure(f: &Failure) -> bool {
-    use stevedore_scheduler::reason;
     matches!(
-        f.reason.as_deref().unwrap_or_default(),
-        reason::ATTRIBUTE | reason::MEMBER_OF | reason::DISTINCT_INSTANCE
+        f.reason.as_deref().and_then(Reason::parse),
+        Some(Reason::Attribute | Reason::MemberOf | Reason::DistinctInstance)
     )
 }
 
@@ -603,4 +603,69 @@ async fn write_record(
     // A lost race (UpdateService meanwhile) is fine: the next pass redoes it.
     db::commit(cx.store(), vec![db::unchanged(key, rec.mod_revision)], ops).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(arn: Option<&str>, reason: Reason) -> Failure {
+        Failure {
+            arn: arn.map(str::to_string),
+            reason: Some(reason.as_str().to_string()),
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn placement_messages_name_the_closest_instance() {
+        let base = "(service web) was unable to place a task because no container instance met all of its requirements.";
+        let arn = Some("arn:aws:ecs:us-east-1:1:container-instance/c/abc");
+        let msg = |r| placement_message("web", &[failure(arn, r)]);
+        assert_eq!(placement_message("web", &[]), base);
+        assert_eq!(
+            msg(Reason::ResourceCpu),
+            format!("{base} The closest matching container-instance abc has insufficient CPU units available.")
+        );
+        assert_eq!(
+            msg(Reason::ResourceMemory),
+            format!("{base} The closest matching container-instance abc has insufficient memory available.")
+        );
+        for r in [Reason::ResourcePorts, Reason::ResourcePortsUdp] {
+            assert_eq!(
+                msg(r),
+                format!("{base} The closest matching container-instance abc is already using a port required by your task.")
+            );
+        }
+        assert_eq!(
+            msg(Reason::Agent),
+            format!(
+                "{base} The closest matching container-instance abc encountered error \"AGENT\"."
+            )
+        );
+        assert_eq!(
+            msg(Reason::MemberOf),
+            format!("{base} The closest matching container-instance abc encountered error \"MemberOf placement constraint unsatisfied.\".")
+        );
+        assert_eq!(
+            placement_message("web", &[failure(None, Reason::NoContainerInstances)]),
+            format!("{base} Reason: No Container Instances were found in your cluster.")
+        );
+    }
+
+    #[test]
+    fn constraint_failures_are_told_by_reason() {
+        for r in Reason::ALL {
+            let constraint = matches!(
+                r,
+                Reason::Attribute | Reason::MemberOf | Reason::DistinctInstance
+            );
+            assert_eq!(
+                is_constraint_failure(&failure(Some("a"), r)),
+                constraint,
+                "{r}"
+            );
+        }
+        assert!(!is_constraint_failure(&Failure::default()));
+    }
 }

@@ -5,6 +5,9 @@
 //! DIR (default: a temp dir) should be on the disk you care about: fsync cost
 //! dominates txn throughput.
 
+// A benchmark: it measures wall time.
+#![allow(clippy::disallowed_methods)]
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -336,6 +336,8 @@ const CHILD_ENV: &str = "STEVEDORE_STORE_CRASH_CHILD";
 /// `acknowledged_writes_survive_sigkill` (does nothing without the env var).
 #[test]
 #[ignore = "child process of acknowledged_writes_survive_sigkill"]
+// Writes until the parent's SIGKILL; the deadline is a wall-time safety net.
+#[allow(clippy::disallowed_methods)]
 fn crash_child() {
     let Ok(path) = std::env::var(CHILD_ENV) else {
         return;

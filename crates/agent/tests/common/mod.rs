@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use stevedore_agent::{
     Agent, AgentConfig, AgentError, BoxFuture, ControlError, ControlPlane, InputLogEvent,
     LogsClient,
@@ -24,6 +24,7 @@ use stevedore_api::ecs::{
 };
 use stevedore_runtime::{labels, DockerRuntime, PullBehavior};
 use tokio::sync::{oneshot, watch};
+use tokio::time::Instant;
 
 /// std's Mutex under a short name (no extra dependency).
 mod parking_lot_free {

@@ -26,7 +26,7 @@ use stevedore_api::Timestamp;
 use stevedore_model::arn::Scope;
 use stevedore_model::taskdef::{parse_cpu, parse_memory, unsupported_for_run};
 use stevedore_model::{keys, tags as tag_rules};
-use stevedore_scheduler::reason;
+use stevedore_scheduler::Reason;
 use stevedore_store::Store;
 
 /// What a launch reads and writes with, passed in by the caller.
@@ -159,7 +159,9 @@ impl From<ApiError> for LaunchError {
 impl From<LaunchError> for ApiError {
     fn from(e: LaunchError) -> Self {
         match e {
-            LaunchError::NoContainerInstances => ApiError::invalid(reason::NO_CONTAINER_INSTANCES),
+            LaunchError::NoContainerInstances => {
+                ApiError::invalid(Reason::NoContainerInstances.as_str())
+            }
             LaunchError::Failed(e) => e,
         }
     }
@@ -168,7 +170,7 @@ impl From<LaunchError> for ApiError {
 impl std::fmt::Display for LaunchError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            LaunchError::NoContainerInstances => f.write_str(reason::NO_CONTAINER_INSTANCES),
+            LaunchError::NoContainerInstances => f.write_str(Reason::NoContainerInstances.as_str()),
             LaunchError::Failed(e) => f.write_str(&e.message),
         }
     }
@@ -790,7 +792,7 @@ pub async fn launch(env: &LaunchEnv<'_>, l: &Launch) -> Result<Launched, LaunchE
                     ),
                     None => out.failures.push(Failure {
                         arn: Some(g.clone()),
-                        reason: Some("MISSING".into()),
+                        reason: Some(Reason::Missing.as_str().into()),
                         detail: None,
                     }),
                 }
@@ -1036,7 +1038,7 @@ mod tests {
             e.code,
             stevedore_api::ecs::ErrorCode::InvalidParameterException.into()
         );
-        assert_eq!(e.message, reason::NO_CONTAINER_INSTANCES);
+        assert_eq!(e.message, Reason::NoContainerInstances.as_str());
     }
 
     #[tokio::test]
@@ -1057,7 +1059,7 @@ mod tests {
         assert_eq!(first.failures.len(), 1);
         assert_eq!(
             first.failures[0].reason.as_deref(),
-            Some(reason::RESOURCE_MEMORY)
+            Some(Reason::ResourceMemory.as_str())
         );
         for t in &first.tasks {
             assert_eq!(t.container_instance_arn.as_deref(), Some(arn.as_str()));
@@ -1106,7 +1108,10 @@ mod tests {
         assert_eq!(on, [a.as_str(), b.as_str()]);
         assert_eq!(out.failures.len(), 1);
         assert_eq!(out.failures[0].arn.as_deref(), Some("nope"));
-        assert_eq!(out.failures[0].reason.as_deref(), Some("MISSING"));
+        assert_eq!(
+            out.failures[0].reason.as_deref(),
+            Some(Reason::Missing.as_str())
+        );
     }
 
     #[tokio::test]

@@ -194,7 +194,7 @@ pub fn plan(
             .into_iter()
             .map(|f| Failure {
                 arn: f.arn,
-                reason: Some(f.reason),
+                reason: Some(f.reason.as_str().to_string()),
                 detail: None,
             })
             .collect(),
