@@ -36,8 +36,6 @@ struct Member {
     /// The member's name in the model (and in the JSON tree).
     name: String,
     /// Its name on the wire (`locationName`, else the member name).
-    /// Elements are written in the JSON tree's order (sorted by name), which
-    /// XML readers do not depend on.
     wire: String,
     shape: String,
 }
@@ -368,6 +366,8 @@ impl QueryModel {
         Ok(x)
     }
 
+    /// Present members only, in member-name order (serde_json reads the
+    /// model sorted); XML readers do not depend on element order.
     fn encode_members(&self, shape: &str, v: &Value, x: &mut String) -> Result<(), QueryError> {
         let Shape::Structure(members) = self.shape(shape)? else {
             return Err(QueryError(format!("{shape} is not a structure")));

@@ -280,12 +280,12 @@ async fn process(
     query_framed: bool,
 ) -> Result<Vec<u8>, ApiError> {
     let (caller, signed_for) = authenticate(&state, method, uri, headers, body, query_framed)?;
+    let cx = Cx {
+        state,
+        caller: Arc::new(caller),
+        now: Timestamp::now(),
+    };
     if let Route::Query { request, service } = route {
-        let cx = Cx {
-            state,
-            caller: Arc::new(caller),
-            now: Timestamp::now(),
-        };
         return process_query(cx, uri, &signed_for, request, service, request_id).await;
     }
     if method != Method::POST || uri.path() != "/" {
@@ -294,16 +294,10 @@ async fn process(
             uri.path()
         )));
     }
-    let cx = Cx {
-        state,
-        caller: Arc::new(caller),
-        now: Timestamp::now(),
-    };
     match route {
-        Route::Unframed => Err(ApiError::unknown_operation(
+        Route::Unframed | Route::Query { .. } => Err(ApiError::unknown_operation(
             "Missing X-Amz-Target header (or a form-encoded Query request with an Action).",
         )),
-        Route::Query { .. } => Err(ApiError::server("a Query request reached the JSON path")),
         Route::Target {
             target,
             service: None,
@@ -327,9 +321,6 @@ async fn process(
     }
 }
 
-const MISSING_ACTION: ProtocolCode = ProtocolCode::MissingAction;
-const INVALID_ACTION: ProtocolCode = ProtocolCode::InvalidAction;
-
 async fn process_query(
     cx: Cx,
     uri: &Uri,
@@ -340,13 +331,13 @@ async fn process_query(
 ) -> Result<Vec<u8>, ApiError> {
     if uri.path() != "/" {
         return Err(ApiError::new(
-            INVALID_ACTION,
+            ProtocolCode::InvalidAction,
             format!("Query requests are served at / (got {}).", uri.path()),
         ));
     }
     let (Some(service), Some(model)) = (service, service.and_then(|s| s.query)) else {
         return Err(ApiError::new(
-            INVALID_ACTION,
+            ProtocolCode::InvalidAction,
             format!(
                 "This endpoint serves no Query API signed for '{signed_for}'. The Query APIs served here are: {}. See the compatibility table in the README.",
                 SERVICES
@@ -362,14 +353,14 @@ async fn process_query(
     let model = model();
     let Some(action) = request.action.as_deref().filter(|a| !a.is_empty()) else {
         return Err(ApiError::new(
-            MISSING_ACTION,
+            ProtocolCode::MissingAction,
             "The request must contain the parameter Action.",
         ));
     };
     if let Some(version) = request.version.as_deref() {
         if version != model.api_version() {
             return Err(ApiError::new(
-                INVALID_ACTION,
+                ProtocolCode::InvalidAction,
                 format!(
                     "Could not find operation {action} for version {version}: {} speaks version {}.",
                     service.name,
@@ -387,7 +378,7 @@ async fn process_query(
     match (service.dispatch)(cx, action, wire) {
         Some(running) => running.await,
         None => Err(ApiError::new(
-            INVALID_ACTION,
+            ProtocolCode::InvalidAction,
             format!(
                 "{action} is not an action of {} (version {}).",
                 service.name,
